@@ -1,0 +1,3 @@
+from sla_monitor.cli import main
+
+raise SystemExit(main())

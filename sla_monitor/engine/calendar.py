@@ -1,0 +1,36 @@
+"""Calendars decide which seconds count towards an SLA clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+
+class Calendar(Protocol):
+    """Business time arithmetic. Both methods take and return timezone-aware datetimes.
+
+    Contract: ``business_seconds(a, add_business_seconds(a, s)) == s`` for every s >= 0, and
+    ``add_business_seconds`` returns the earliest instant at which s business seconds have passed.
+    """
+
+    name: str
+
+    def business_seconds(self, start: datetime, end: datetime) -> float:
+        """Business seconds in [start, end); 0 when end <= start."""
+        ...
+
+    def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
+        """The earliest instant when ``seconds`` business seconds have passed since ``start``."""
+        ...
+
+
+class ContinuousCalendar:
+    """24/7: every second counts."""
+
+    name = "24x7"
+
+    def business_seconds(self, start: datetime, end: datetime) -> float:
+        return max(0.0, (end - start).total_seconds())
+
+    def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
+        return start + timedelta(seconds=seconds)

@@ -1,0 +1,383 @@
+"""Evaluates a ticket's SLA clocks at an instant ``now``.
+
+Rules (see shared/notes/semantics.md):
+- Clocks count business seconds of the policy's calendar while the ticket is in an *open*
+  status; time in a paused or resolved status does not count.
+- first_response runs from creation to the first public staff reply (or to the ticket being
+  resolved without one).
+- resolution runs from creation and stops while the ticket is resolved; a re-open resumes it.
+- update runs from creation, and again from every public staff reply, while the ticket is not
+  resolved; each reply closes one window.
+- The policy is the one for the ticket's current priority and queue, measured from creation;
+  a clock that breached under an earlier priority stays breached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sla_monitor.engine.calendar import Calendar
+from sla_monitor.engine.model import (
+    Clock,
+    ClockState,
+    EventKind,
+    StatusCategory,
+    Ticket,
+    TicketEvent,
+)
+from sla_monitor.engine.policy import Policy, PolicySet
+
+
+class TicketError(ValueError):
+    """A ticket the engine cannot judge; ``reason`` is a short code usable as a metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStatus:
+    """One clock of one ticket at ``now``.
+
+    ``deadline`` is when the target is (or was) reached; None while paused before reaching it
+    and for a clock that stopped within target. ``remaining_seconds`` is negative once over.
+    """
+
+    clock: Clock
+    state: ClockState
+    target_seconds: float
+    elapsed_seconds: float
+    remaining_seconds: float
+    deadline: datetime | None
+    at_risk_at: datetime | None
+    breached_at: datetime | None
+    started_at: datetime
+    stopped_at: datetime | None
+    running: bool
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A clock that stopped: recorded once per ``key`` so a restart never counts it again."""
+
+    clock: Clock
+    key: str
+    stopped_at: datetime
+    met: bool
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """A clock crossing its target; recorded once per ``key`` and never withdrawn."""
+
+    clock: Clock
+    key: str
+    breached_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvaluation:
+    ticket_id: str
+    policy: str
+    priority: str
+    queue: str
+    status: str
+    category: StatusCategory
+    clocks: dict[Clock, ClockStatus]
+    completions: tuple[Completion, ...]
+    breaches: tuple[Breach, ...]
+    evaluated_at: datetime
+
+    @property
+    def next_transition(self) -> datetime | None:
+        """The earliest future instant at which a running clock changes state."""
+        candidates = [
+            moment
+            for status in self.clocks.values()
+            if status.running
+            for moment in (status.at_risk_at, status.deadline)
+            if moment is not None and status.state in (ClockState.OK, ClockState.AT_RISK)
+        ]
+        return min((m for m in candidates if m > self.evaluated_at), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Interval:
+    start: datetime
+    end: datetime
+    category: StatusCategory
+
+
+def validate_ticket(ticket: Ticket, policies: PolicySet) -> None:
+    """Raises TicketError when the ticket cannot be judged (naive times, unknown values, ...)."""
+    if ticket.created_at.tzinfo is None or ticket.created_at.utcoffset() is None:
+        raise TicketError("naive_timestamp", "created_at has no time zone")
+    if policies.statuses.category(ticket.initial_status) is None:
+        raise TicketError("unknown_status", f"status {ticket.initial_status!r} is not mapped")
+    if ticket.initial_priority not in policies.priorities:
+        raise TicketError("unknown_priority", f"priority {ticket.initial_priority!r} is unknown")
+    for event in ticket.events:
+        if event.at.tzinfo is None or event.at.utcoffset() is None:
+            raise TicketError("naive_timestamp", f"{event.kind} event has no time zone")
+        if event.at < ticket.created_at:
+            raise TicketError(
+                "event_before_creation",
+                f"{event.kind} at {event.at.isoformat()} precedes creation "
+                f"at {ticket.created_at.isoformat()}",
+            )
+        if event.kind is EventKind.STATUS_CHANGE and (
+            event.value is None or policies.statuses.category(event.value) is None
+        ):
+            raise TicketError("unknown_status", f"status {event.value!r} is not mapped")
+        if event.kind is EventKind.PRIORITY_CHANGE and event.value not in policies.priorities:
+            raise TicketError("unknown_priority", f"priority {event.value!r} is unknown")
+
+
+def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvaluation:
+    """Judges every clock of ``ticket`` at ``now``. Events after ``now`` are ignored.
+
+    A stopped clock is judged by the policy in force when it stopped; a running one by the
+    policy for the current priority.
+    """
+    validate_ticket(ticket, policies)
+    seen = _until(ticket, now)
+    intervals = _intervals(seen, policies, now)
+    category = intervals[-1].category
+    sticky = _sticky_breaches(seen, policies)
+
+    def policy_at(moment: datetime | None) -> Policy:
+        return policies.policy_for(_priority_at(seen, moment or now), seen.queue)
+
+    clocks: dict[Clock, ClockStatus] = {}
+    completions: list[Completion] = []
+    breaches: list[Breach] = []
+
+    def judge(
+        clock: Clock, start: datetime, stop: datetime | None, key: str, breach_key: str
+    ) -> ClockStatus | None:
+        policy = policy_at(stop)
+        target = policy.target(clock)
+        if target is None:
+            return None
+        status = _clock_status(
+            clock, policy, target, intervals, start, stop, now, sticky.get(clock)
+        )
+        if status.stopped_at is not None:
+            completions.append(
+                Completion(
+                    clock,
+                    key,
+                    status.stopped_at,
+                    status.state is ClockState.MET,
+                    status.elapsed_seconds,
+                )
+            )
+        if status.breached_at is not None:
+            breaches.append(Breach(clock, breach_key, status.breached_at))
+        return status
+
+    replies = [e.at for e in seen.events if e.kind is EventKind.PUBLIC_REPLY]
+    resolutions = [i.start for i in intervals if i.category is StatusCategory.RESOLVED]
+
+    stops = [*replies[:1], *resolutions[:1]]
+    _keep(clocks, judge(Clock.FIRST_RESPONSE, seen.created_at, min(stops, default=None), "", ""))
+
+    # Every resolution is a completion of its own; a re-open resumes the same clock.
+    current_stop = resolutions[-1] if category is StatusCategory.RESOLVED else None
+    for entry in resolutions:
+        if entry != current_stop:
+            judge(Clock.RESOLUTION, seen.created_at, entry, entry.isoformat(), "")
+    _keep(
+        clocks,
+        judge(
+            Clock.RESOLUTION,
+            seen.created_at,
+            current_stop,
+            current_stop.isoformat() if current_stop else "",
+            "",
+        ),
+    )
+
+    # One update window from creation and from every public reply; a reply closes a window.
+    starts = [seen.created_at, *replies]
+    for index, start in enumerate(starts):
+        if index + 1 < len(starts):
+            judge(Clock.UPDATE, start, starts[index + 1], start.isoformat(), start.isoformat())
+            continue
+        stop = max(current_stop, start) if current_stop is not None else None
+        _keep(clocks, judge(Clock.UPDATE, start, stop, start.isoformat(), start.isoformat()))
+
+    return TicketEvaluation(
+        ticket_id=ticket.ticket_id,
+        policy=policy_at(None).name,
+        priority=seen.priority,
+        queue=seen.queue,
+        status=seen.status,
+        category=category,
+        clocks=clocks,
+        completions=tuple(completions),
+        breaches=tuple(breaches),
+        evaluated_at=now,
+    )
+
+
+def _keep(clocks: dict[Clock, ClockStatus], status: ClockStatus | None) -> None:
+    if status is not None:
+        clocks[status.clock] = status
+
+
+def _priority_at(ticket: Ticket, moment: datetime) -> str:
+    priority = ticket.initial_priority
+    for event in ticket.events:
+        if event.at > moment:
+            break
+        if event.kind is EventKind.PRIORITY_CHANGE and event.value is not None:
+            priority = event.value
+    return priority
+
+
+def _clock_status(
+    clock: Clock,
+    policy: Policy,
+    target: float,
+    intervals: list[_Interval],
+    start: datetime,
+    stop: datetime | None,
+    now: datetime,
+    sticky: datetime | None,
+) -> ClockStatus:
+    calendar = policy.calendar
+    end = now if stop is None else min(stop, now)
+    elapsed = _measure(calendar, intervals, start, end)
+    running = stop is None and bool(intervals) and intervals[-1].category is StatusCategory.OPEN
+    at_risk_target = target * policy.at_risk_ratio
+
+    def when(amount: float) -> datetime | None:
+        if elapsed >= amount:
+            return _crossing(calendar, intervals, start, end, amount)
+        if running:
+            return calendar.add_business_seconds(now, amount - elapsed)
+        return None
+
+    over = elapsed > target
+    breached_at = _crossing(calendar, intervals, start, end, target) if over else None
+    if breached_at is None and sticky is not None and sticky >= start:
+        breached_at = sticky  # breached under an earlier priority's tighter target
+    if stop is not None:
+        state = ClockState.BREACHED if breached_at is not None else ClockState.MET
+    elif breached_at is not None:
+        state = ClockState.BREACHED
+    elif not running:
+        state = ClockState.PAUSED
+    elif elapsed >= at_risk_target:
+        state = ClockState.AT_RISK
+    else:
+        state = ClockState.OK
+    deadline = when(target)
+    if state is ClockState.MET:
+        deadline = None
+    return ClockStatus(
+        clock=clock,
+        state=state,
+        target_seconds=target,
+        elapsed_seconds=elapsed,
+        remaining_seconds=target - elapsed,
+        deadline=deadline,
+        at_risk_at=when(at_risk_target) if state is not ClockState.MET else None,
+        breached_at=breached_at,
+        started_at=start,
+        stopped_at=None if stop is None else min(stop, now),
+        running=running,
+    )
+
+
+def _until(ticket: Ticket, now: datetime) -> Ticket:
+    events = tuple(e for e in ticket.events if e.at <= now)
+    return ticket if len(events) == len(ticket.events) else replace(ticket, events=events)
+
+
+def _category(policies: PolicySet, status: str) -> StatusCategory:
+    category = policies.statuses.category(status)
+    if category is None:  # validate_ticket guarantees this cannot happen
+        raise TicketError("unknown_status", f"status {status!r} is not mapped")
+    return category
+
+
+def _intervals(ticket: Ticket, policies: PolicySet, now: datetime) -> list[_Interval]:
+    """Consecutive [start, end) intervals of status category from creation up to ``now``."""
+    if now <= ticket.created_at:
+        return [
+            _Interval(
+                ticket.created_at, ticket.created_at, _category(policies, ticket.initial_status)
+            )
+        ]
+    intervals: list[_Interval] = []
+    start = ticket.created_at
+    category = _category(policies, ticket.initial_status)
+    for event in _status_changes(ticket.events):
+        assert event.value is not None
+        new = _category(policies, event.value)
+        if new is category:
+            continue
+        if event.at > start:
+            intervals.append(_Interval(start, event.at, category))
+        start, category = event.at, new
+    intervals.append(_Interval(start, now, category))
+    return intervals
+
+
+def _status_changes(events: Iterable[TicketEvent]) -> Iterable[TicketEvent]:
+    return (e for e in events if e.kind is EventKind.STATUS_CHANGE)
+
+
+def _measure(
+    calendar: Calendar, intervals: list[_Interval], start: datetime, end: datetime
+) -> float:
+    total = 0.0
+    for interval in intervals:
+        if interval.category is not StatusCategory.OPEN:
+            continue
+        low, high = max(interval.start, start), min(interval.end, end)
+        if high > low:
+            total += calendar.business_seconds(low, high)
+    return total
+
+
+def _crossing(
+    calendar: Calendar, intervals: list[_Interval], start: datetime, end: datetime, amount: float
+) -> datetime | None:
+    """The instant within [start, end] at which open business time reached ``amount``."""
+    total = 0.0
+    for interval in intervals:
+        if interval.category is not StatusCategory.OPEN:
+            continue
+        low, high = max(interval.start, start), min(interval.end, end)
+        if high <= low:
+            continue
+        span = calendar.business_seconds(low, high)
+        if total + span >= amount:
+            return calendar.add_business_seconds(low, amount - total)
+        total += span
+    return None
+
+
+def _sticky_breaches(ticket: Ticket, policies: PolicySet) -> dict[Clock, datetime]:
+    """When each clock went over target under an earlier priority: a breach is never withdrawn."""
+    breached: dict[Clock, datetime] = {}
+    for index, event in enumerate(ticket.events):
+        if event.kind is not EventKind.PRIORITY_CHANGE:
+            continue
+        earlier = evaluate_ticket(replace(ticket, events=ticket.events[:index]), policies, event.at)
+        for clock, status in earlier.clocks.items():
+            if clock is not Clock.UPDATE and status.breached_at is not None:
+                breached.setdefault(clock, status.breached_at)
+    return breached

@@ -1,0 +1,86 @@
+"""The support domain as the engine sees it: tickets, their events and the SLA clocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Clock(StrEnum):
+    """The three SLA clocks measured on every ticket."""
+
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+    UPDATE = "update"
+
+
+class ClockState(StrEnum):
+    OK = "ok"
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+    PAUSED = "paused"
+    MET = "met"
+
+
+class EventKind(StrEnum):
+    """What happened on a ticket. Only PUBLIC_REPLY (by staff) answers the customer."""
+
+    CUSTOMER_MESSAGE = "customer_message"
+    PUBLIC_REPLY = "public_reply"
+    INTERNAL_NOTE = "internal_note"
+    STATUS_CHANGE = "status_change"
+    PRIORITY_CHANGE = "priority_change"
+
+
+class StatusCategory(StrEnum):
+    """How a helpdesk status affects the clocks."""
+
+    OPEN = "open"
+    PAUSED = "paused"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """One event in a ticket's history.
+
+    ``value`` is the new status for STATUS_CHANGE and the new priority for PRIORITY_CHANGE.
+    """
+
+    at: datetime
+    kind: EventKind
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A ticket with its history, ordered by time. All datetimes are timezone-aware.
+
+    ``initial_status`` and ``initial_priority`` are the values at creation; the current ones
+    follow from the events.
+    """
+
+    ticket_id: str
+    created_at: datetime
+    queue: str
+    initial_status: str
+    initial_priority: str
+    subject: str = ""
+    events: tuple[TicketEvent, ...] = field(default=())
+
+    @property
+    def status(self) -> str:
+        status = self.initial_status
+        for event in self.events:
+            if event.kind is EventKind.STATUS_CHANGE and event.value is not None:
+                status = event.value
+        return status
+
+    @property
+    def priority(self) -> str:
+        priority = self.initial_priority
+        for event in self.events:
+            if event.kind is EventKind.PRIORITY_CHANGE and event.value is not None:
+                priority = event.value
+        return priority

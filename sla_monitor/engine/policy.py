@@ -1,0 +1,77 @@
+"""SLA policies: targets per clock, which tickets they apply to, and what statuses mean."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
+from sla_monitor.engine.model import Clock, StatusCategory
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Targets in business seconds of ``calendar``; a target of None switches that clock off."""
+
+    name: str = "default"
+    first_response_seconds: float | None = 1 * HOUR
+    resolution_seconds: float | None = 24 * HOUR
+    update_interval_seconds: float | None = 4 * HOUR
+    at_risk_ratio: float = 0.75
+    calendar: Calendar = field(default_factory=ContinuousCalendar)
+
+    def target(self, clock: Clock) -> float | None:
+        if clock is Clock.FIRST_RESPONSE:
+            return self.first_response_seconds
+        if clock is Clock.RESOLUTION:
+            return self.resolution_seconds
+        return self.update_interval_seconds
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """Applies ``policy`` to tickets whose priority and queue match; None matches anything."""
+
+    policy: Policy
+    priorities: frozenset[str] | None = None
+    queues: frozenset[str] | None = None
+
+    def matches(self, priority: str, queue: str) -> bool:
+        return (self.priorities is None or priority in self.priorities) and (
+            self.queues is None or queue in self.queues
+        )
+
+
+@dataclass(frozen=True)
+class StatusMap:
+    """Sorts the helpdesk's statuses into open, paused (clocks stop) and resolved."""
+
+    open: frozenset[str] = frozenset({"new", "open"})
+    paused: frozenset[str] = frozenset({"pending", "waiting"})
+    resolved: frozenset[str] = frozenset({"resolved", "closed"})
+
+    def category(self, status: str) -> StatusCategory | None:
+        if status in self.open:
+            return StatusCategory.OPEN
+        if status in self.paused:
+            return StatusCategory.PAUSED
+        if status in self.resolved:
+            return StatusCategory.RESOLVED
+        return None
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Everything the engine needs to judge a ticket: first matching rule wins, else default."""
+
+    rules: tuple[PolicyRule, ...] = ()
+    default: Policy = field(default_factory=Policy)
+    statuses: StatusMap = field(default_factory=StatusMap)
+    priorities: frozenset[str] = frozenset({"urgent", "high", "normal", "low"})
+
+    def policy_for(self, priority: str, queue: str) -> Policy:
+        for rule in self.rules:
+            if rule.matches(priority, queue):
+                return rule.policy
+        return self.default
