@@ -1,0 +1,297 @@
+"""The clock rules of shared/notes/semantics.md, one behaviour per test, with an injected now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sla_monitor.engine import (
+    Clock,
+    ClockState,
+    EventKind,
+    Policy,
+    PolicyRule,
+    PolicySet,
+    StatusCategory,
+    Ticket,
+    TicketEvent,
+    evaluate_ticket,
+)
+from sla_monitor.engine.clocks import TicketError
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+POLICIES = PolicySet()
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def ticket(*events: tuple[float, EventKind, str | None], status: str = "new",
+           priority: str = "normal") -> Ticket:
+    return Ticket(
+        ticket_id="42",
+        created_at=T0,
+        queue="support",
+        initial_status=status,
+        initial_priority=priority,
+        events=tuple(TicketEvent(at(m), kind, value) for m, kind, value in events),
+    )
+
+
+REPLY = EventKind.PUBLIC_REPLY
+NOTE = EventKind.INTERNAL_NOTE
+CUSTOMER = EventKind.CUSTOMER_MESSAGE
+STATUS = EventKind.STATUS_CHANGE
+PRIORITY = EventKind.PRIORITY_CHANGE
+
+
+def clock(t: Ticket, which: Clock, minutes: float, policies: PolicySet = POLICIES):
+    return evaluate_ticket(t, policies, at(minutes)).clocks[which]
+
+
+# --- first response ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("minutes", "state"),
+    [(0, ClockState.OK), (44, ClockState.OK), (45, ClockState.AT_RISK), (60, ClockState.AT_RISK),
+     (60.01, ClockState.BREACHED), (600, ClockState.BREACHED)],
+)
+def test_unanswered_first_response_moves_ok_at_risk_breached(minutes, state):
+    assert clock(ticket(), Clock.FIRST_RESPONSE, minutes).state is state
+
+
+def test_first_response_deadline_and_remaining_are_from_creation():
+    status = clock(ticket(), Clock.FIRST_RESPONSE, 20)
+    assert status.deadline == at(60)
+    assert status.at_risk_at == at(45)
+    assert status.remaining_seconds == pytest.approx(40 * 60)
+    assert status.running
+
+
+def test_public_staff_reply_within_target_meets_first_response():
+    status = clock(ticket((30, REPLY, None)), Clock.FIRST_RESPONSE, 300)
+    assert status.state is ClockState.MET
+    assert status.stopped_at == at(30)
+    assert status.elapsed_seconds == 30 * 60
+    assert status.deadline is None
+
+
+def test_late_reply_stops_first_response_as_breached_at_the_deadline():
+    status = clock(ticket((90, REPLY, None)), Clock.FIRST_RESPONSE, 300)
+    assert status.state is ClockState.BREACHED
+    assert status.breached_at == at(60)
+    assert status.stopped_at == at(90)
+
+
+def test_reply_exactly_at_target_is_met():
+    assert clock(ticket((60, REPLY, None)), Clock.FIRST_RESPONSE, 61).state is ClockState.MET
+
+
+@pytest.mark.parametrize("kind", [NOTE, CUSTOMER])
+def test_internal_notes_and_customer_messages_do_not_answer(kind):
+    status = clock(ticket((10, kind, None)), Clock.FIRST_RESPONSE, 70)
+    assert status.state is ClockState.BREACHED
+    assert status.stopped_at is None
+
+
+def test_pause_status_stops_first_response_and_excludes_the_paused_time():
+    t = ticket((30, STATUS, "pending"), (90, STATUS, "open"))
+    paused = clock(t, Clock.FIRST_RESPONSE, 80)
+    assert paused.state is ClockState.PAUSED
+    assert paused.deadline is None
+    assert paused.elapsed_seconds == 30 * 60
+    resumed = clock(t, Clock.FIRST_RESPONSE, 100)
+    assert resumed.state is ClockState.OK
+    assert resumed.elapsed_seconds == 40 * 60
+    assert resumed.deadline == at(120)
+
+
+def test_breached_clock_stays_breached_while_paused():
+    t = ticket((70, STATUS, "pending"))
+    assert clock(t, Clock.FIRST_RESPONSE, 200).state is ClockState.BREACHED
+
+
+def test_resolving_without_reply_stops_first_response():
+    status = clock(ticket((20, STATUS, "resolved")), Clock.FIRST_RESPONSE, 300)
+    assert status.state is ClockState.MET
+    assert status.stopped_at == at(20)
+
+
+def test_events_after_now_are_ignored():
+    t = ticket((30, REPLY, None))
+    assert clock(t, Clock.FIRST_RESPONSE, 10).state is ClockState.OK
+
+
+# --- resolution ----------------------------------------------------------------------------
+
+
+def test_resolution_is_measured_to_entering_resolved():
+    t = ticket((10, REPLY, None), (600, STATUS, "resolved"))
+    status = clock(t, Clock.RESOLUTION, 2000)
+    assert status.state is ClockState.MET
+    assert status.elapsed_seconds == 600 * 60
+    assert status.stopped_at == at(600)
+
+
+def test_resolution_breaches_after_24_hours():
+    assert clock(ticket((10, REPLY, None)), Clock.RESOLUTION, 24 * 60 + 1).state is (
+        ClockState.BREACHED
+    )
+    assert clock(ticket((10, REPLY, None)), Clock.RESOLUTION, 18 * 60).state is (
+        ClockState.AT_RISK
+    )
+
+
+def test_time_resolved_before_reopen_and_paused_time_do_not_count():
+    t = ticket(
+        (60, STATUS, "pending"), (120, STATUS, "open"),  # 60 min paused
+        (300, STATUS, "resolved"), (500, STATUS, "open"),  # 200 min resolved
+    )
+    status = clock(t, Clock.RESOLUTION, 600)
+    assert status.elapsed_seconds == (600 - 60 - 200) * 60
+    assert status.state is ClockState.OK
+    assert status.deadline == at(24 * 60 + 60 + 200)
+
+
+def test_reopen_records_each_resolution_as_its_own_completion():
+    t = ticket((100, STATUS, "resolved"), (200, STATUS, "open"), (300, STATUS, "closed"))
+    evaluation = evaluate_ticket(t, POLICIES, at(400))
+    resolutions = [c for c in evaluation.completions if c.clock is Clock.RESOLUTION]
+    assert [(c.stopped_at, c.elapsed_seconds, c.met) for c in resolutions] == [
+        (at(100), 100 * 60, True),
+        (at(300), 200 * 60, True),
+    ]
+    assert len({c.key for c in resolutions}) == 2
+
+
+def test_breach_is_never_withdrawn_by_resolving():
+    t = ticket((25 * 60, STATUS, "resolved"))
+    evaluation = evaluate_ticket(t, POLICIES, at(26 * 60))
+    assert evaluation.clocks[Clock.RESOLUTION].state is ClockState.BREACHED
+    assert [b.breached_at for b in evaluation.breaches if b.clock is Clock.RESOLUTION] == [
+        at(24 * 60)
+    ]
+
+
+# --- update (keep in loop) -----------------------------------------------------------------
+
+
+def test_update_clock_runs_from_the_last_public_reply():
+    t = ticket((30, REPLY, None), (200, REPLY, None))
+    status = clock(t, Clock.UPDATE, 300)
+    assert status.started_at == at(200)
+    assert status.elapsed_seconds == 100 * 60
+    assert status.deadline == at(200 + 240)
+
+
+def test_update_clock_owes_news_after_the_interval():
+    t = ticket((30, REPLY, None))
+    assert clock(t, Clock.UPDATE, 30 + 241).state is ClockState.BREACHED
+    assert clock(t, Clock.UPDATE, 30 + 239).state is ClockState.AT_RISK
+
+
+def test_each_reply_closes_an_update_window():
+    t = ticket((30, REPLY, None), (400, REPLY, None))
+    evaluation = evaluate_ticket(t, POLICIES, at(500))
+    windows = [c for c in evaluation.completions if c.clock is Clock.UPDATE]
+    assert [(c.key, c.met) for c in windows] == [
+        (T0.isoformat(), True),
+        (at(30).isoformat(), False),
+    ]
+    assert [b.key for b in evaluation.breaches if b.clock is Clock.UPDATE] == [at(30).isoformat()]
+
+
+def test_update_clock_stops_when_resolved():
+    t = ticket((30, REPLY, None), (60, STATUS, "resolved"))
+    status = clock(t, Clock.UPDATE, 1000)
+    assert status.state is ClockState.MET
+    assert not status.running
+
+
+# --- priority changes and policy selection --------------------------------------------------
+
+
+URGENT = Policy(name="urgent", first_response_seconds=15 * 60, resolution_seconds=4 * 3600)
+LOW = Policy(name="low", first_response_seconds=8 * 3600, resolution_seconds=72 * 3600)
+TIERED = PolicySet(
+    rules=(
+        PolicyRule(URGENT, priorities=frozenset({"urgent"})),
+        PolicyRule(LOW, priorities=frozenset({"low"}), queues=frozenset({"support"})),
+    )
+)
+
+
+def test_policy_is_chosen_by_priority_and_queue():
+    assert evaluate_ticket(ticket(priority="urgent"), TIERED, at(0)).policy == "urgent"
+    assert evaluate_ticket(ticket(priority="low"), TIERED, at(0)).policy == "low"
+    other_queue = Ticket("1", T0, "billing", "new", "low")
+    assert evaluate_ticket(other_queue, TIERED, at(0)).policy == "default"
+
+
+def test_priority_raise_reapplies_policy_from_creation():
+    t = ticket((10, PRIORITY, "urgent"), priority="normal")
+    status = clock(t, Clock.FIRST_RESPONSE, 12, TIERED)
+    assert status.target_seconds == 15 * 60
+    assert status.deadline == at(15)
+    assert status.state is ClockState.AT_RISK
+
+
+def test_priority_lowered_after_breach_stays_breached():
+    t = ticket((20, PRIORITY, "low"), priority="urgent")
+    status = clock(t, Clock.FIRST_RESPONSE, 30, TIERED)
+    assert status.target_seconds == 8 * 3600
+    assert status.state is ClockState.BREACHED
+    assert status.breached_at == at(15)
+
+
+def test_stopped_clock_is_judged_by_the_policy_in_force_when_it_stopped():
+    t = ticket((30, REPLY, None), (40, PRIORITY, "urgent"))
+    assert clock(t, Clock.FIRST_RESPONSE, 50, TIERED).state is ClockState.MET
+
+
+def test_disabled_clock_is_absent():
+    policies = PolicySet(default=Policy(update_interval_seconds=None))
+    assert Clock.UPDATE not in evaluate_ticket(ticket(), policies, at(5)).clocks
+
+
+def test_custom_at_risk_ratio():
+    policies = PolicySet(default=Policy(at_risk_ratio=0.5))
+    assert clock(ticket(), Clock.FIRST_RESPONSE, 31, policies).state is ClockState.AT_RISK
+    assert clock(ticket(), Clock.FIRST_RESPONSE, 29, policies).state is ClockState.OK
+
+
+def test_next_transition_is_the_earliest_future_at_risk_or_deadline():
+    evaluation = evaluate_ticket(ticket(), POLICIES, at(10))
+    assert evaluation.next_transition == at(45)
+    evaluation = evaluate_ticket(ticket(), POLICIES, at(50))
+    assert evaluation.next_transition == at(60)
+
+
+def test_category_reflects_current_status():
+    t = ticket((5, STATUS, "pending"))
+    assert evaluate_ticket(t, POLICIES, at(6)).category is StatusCategory.PAUSED
+
+
+# --- malformed tickets ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (Ticket("1", T0.replace(tzinfo=None), "q", "new", "normal"), "naive_timestamp"),
+        (Ticket("1", T0, "q", "bogus", "normal"), "unknown_status"),
+        (Ticket("1", T0, "q", "new", "p0"), "unknown_priority"),
+        (ticket((-5, REPLY, None)), "event_before_creation"),
+        (ticket((5, STATUS, "limbo")), "unknown_status"),
+        (ticket((5, PRIORITY, "p9")), "unknown_priority"),
+        (Ticket("1", T0, "q", "new", "normal",
+                events=(TicketEvent(at(5).replace(tzinfo=None), REPLY),)), "naive_timestamp"),
+    ],
+)
+def test_malformed_tickets_raise_a_reasoned_error(bad, reason):
+    with pytest.raises(TicketError) as excinfo:
+        evaluate_ticket(bad, POLICIES, at(10))
+    assert excinfo.value.reason == reason
