@@ -1,0 +1,289 @@
+"""Configuration: one TOML file plus ``SLA_MONITOR_*`` environment overrides, validated up front.
+
+Environment variables override the file; nested fields use ``__``, for example
+``SLA_MONITOR_DATABASE__DSN`` or ``SLA_MONITOR_DAEMON__POLL_INTERVAL=30s``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sla_monitor.engine import Policy, PolicyRule, PolicySet, StatusMap
+from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
+
+DEFAULT_CONFIG_PATH = Path("/etc/sla-monitor/sla-monitor.toml")
+EX_CONFIG = 78
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``"1h"``, ``"90m"``, ``"1h30m"``, ``"2d"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '1h' or '90m', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        matches = list(_DURATION.finditer(text))
+        if not text or "".join(m.group(0) for m in matches) != text:
+            raise ValueError(f"expected a duration like '1h', '90m' or '1h30m', got {value!r}")
+        seconds = sum(float(m.group(1)) * _UNIT_SECONDS[m.group(2)] for m in matches)
+    else:
+        raise ValueError(f"expected a duration like '1h' or '90m', got {value!r}")
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    return seconds
+
+
+def _optional_duration(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"off", "none", ""}):
+        return None
+    return parse_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+OptionalDuration = Annotated[float | None, BeforeValidator(_optional_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DaemonSettings(_Section):
+    poll_interval: Duration = 15.0
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=9464, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_timeout: Duration = 5.0
+
+
+class DatabaseSettings(_Section):
+    """The daemon's own state store. Without a DSN an embedded PostgreSQL is started."""
+
+    dsn: SecretStr | None = None
+    dsn_file: Path | None = None
+    schema_name: str = Field(default="sla_monitor", pattern=r"^[a-z_][a-z0-9_]*$")
+    embedded_data_dir: Path = Path("var/pgdata")
+
+    @model_validator(mode="after")
+    def _read_dsn_file(self) -> DatabaseSettings:
+        if self.dsn is None and self.dsn_file is not None:
+            try:
+                self.dsn = SecretStr(self.dsn_file.read_text().strip())
+            except OSError as error:
+                raise ValueError(
+                    f"cannot read dsn_file {self.dsn_file}: {error.strerror}"
+                ) from None
+        return self
+
+
+class SourceSettings(_Section):
+    """Where tickets come from. The queries return the documented columns (see README)."""
+
+    kind: Literal["sql"] = "sql"
+    name: str = "helpdesk"
+    dsn: SecretStr | None = None  # defaults to the state store's database
+    batch_size: int = Field(default=2000, ge=1)
+    # Each poll re-reads changes this far behind the watermark, so a transaction that commits
+    # late with an earlier timestamp is still seen. Re-reading is harmless: outcomes are
+    # recorded once.
+    watermark_lag: Duration = 30.0
+    # Where a first start begins reading changes (tickets already open are read in full).
+    backfill: Duration = 0.0
+    changed_tickets_query: str = (
+        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject\n"
+        "FROM helpdesk.tickets\n"
+        "WHERE updated_at > $1::timestamptz\n"
+        "ORDER BY updated_at"
+    )
+    open_tickets_query: str = (
+        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject\n"
+        "FROM helpdesk.tickets\n"
+        "WHERE status <> ALL($1::text[])"
+    )
+    events_query: str = (
+        "SELECT ticket_id::text AS ticket_id, created_at AS at, kind, new_value AS value,\n"
+        "       old_value AS previous_value\n"
+        "FROM helpdesk.ticket_events\n"
+        "WHERE ticket_id = ANY($1::text[]::bigint[])\n"
+        "ORDER BY ticket_id, created_at, id"
+    )
+
+
+class StatusSettings(_Section):
+    open: list[str] = ["new", "open"]
+    paused: list[str] = ["pending", "waiting"]
+    resolved: list[str] = ["resolved", "closed"]
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> StatusSettings:
+        seen: dict[str, str] = {}
+        for category in ("open", "paused", "resolved"):
+            for status in getattr(self, category):
+                if status in seen:
+                    raise ValueError(
+                        f"status {status!r} is listed in both {seen[status]!r} and {category!r}"
+                    )
+                seen[status] = category
+        return self
+
+
+class PolicySettings(_Section):
+    priorities: list[str] | None = None
+    queues: list[str] | None = None
+    first_response: OptionalDuration = 3600.0
+    resolution: OptionalDuration = 86400.0
+    update_interval: OptionalDuration = 4 * 3600.0
+    at_risk_ratio: float = Field(default=0.75, gt=0, lt=1)
+    calendar: str = "24x7"
+
+
+class Settings(BaseSettings):
+    """The whole configuration as one typed object."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SLA_MONITOR_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    daemon: DaemonSettings = DaemonSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    source: SourceSettings = SourceSettings()
+    statuses: StatusSettings = StatusSettings()
+    priorities: list[str] = ["urgent", "high", "normal", "low"]
+    policies: dict[str, PolicySettings] = {"default": PolicySettings()}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment wins over them.
+        return (env_settings, init_settings)
+
+    @field_validator("policies")
+    @classmethod
+    def _policies_are_sound(cls, policies: dict[str, PolicySettings]) -> dict[str, PolicySettings]:
+        if "default" not in policies:
+            raise ValueError("a policy named 'default' is required (it applies when none matches)")
+        for name, policy in policies.items():
+            if policy.calendar != "24x7":
+                raise ValueError(
+                    f"policy {name!r}: unknown calendar {policy.calendar!r} (known: '24x7')"
+                )
+        return policies
+
+    @model_validator(mode="after")
+    def _policy_priorities_known(self) -> Settings:
+        for name, policy in self.policies.items():
+            for priority in policy.priorities or ():
+                if priority not in self.priorities:
+                    raise ValueError(
+                        f"policies.{name}.priorities: {priority!r} is not one of the "
+                        f"configured priorities {self.priorities}"
+                    )
+        return self
+
+    def policy_set(self) -> PolicySet:
+        """The engine's view of the policies: rules in file order, 'default' as fallback."""
+        calendars: dict[str, Calendar] = {"24x7": ContinuousCalendar()}
+
+        def build(name: str, policy: PolicySettings) -> Policy:
+            return Policy(
+                name=name,
+                first_response_seconds=policy.first_response,
+                resolution_seconds=policy.resolution,
+                update_interval_seconds=policy.update_interval,
+                at_risk_ratio=policy.at_risk_ratio,
+                calendar=calendars[policy.calendar],
+            )
+
+        rules = tuple(
+            PolicyRule(
+                build(name, policy),
+                priorities=None if policy.priorities is None else frozenset(policy.priorities),
+                queues=None if policy.queues is None else frozenset(policy.queues),
+            )
+            for name, policy in self.policies.items()
+            if name != "default"
+        )
+        return PolicySet(
+            rules=rules,
+            default=build("default", self.policies["default"]),
+            statuses=StatusMap(
+                open=frozenset(self.statuses.open),
+                paused=frozenset(self.statuses.paused),
+                resolved=frozenset(self.statuses.resolved),
+            ),
+            priorities=frozenset(self.priorities),
+        )
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the file and the field."""
+
+    exit_code = EX_CONFIG
+
+
+def _format_errors(origin: str, error: ValidationError) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        given = item.get("input")
+        shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
+        if "dsn" in location or repr(given) in message:
+            shown = ""  # never echo a DSN: it may hold a password
+        lines.append(f"  {location}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """The file to read: the one given, else $SLA_MONITOR_CONFIG, else /etc/... if present."""
+    if explicit is not None:
+        return Path(explicit)
+    if env := os.environ.get("SLA_MONITOR_CONFIG"):
+        return Path(env)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Reads and validates the configuration, raising ConfigError with every problem found."""
+    file = config_path(path)
+    data: dict[str, Any] = {}
+    origin = "environment only"
+    if file is not None:
+        origin = str(file)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {file} does not exist") from None
+        except OSError as error:
+            raise ConfigError(f"cannot read configuration file {file}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{file} is not valid TOML: {error}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(origin, error)) from None

@@ -1,0 +1,44 @@
+"""Helpdesk sources: each turns one helpdesk's data into the engine's tickets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from sla_monitor.engine import Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A ticket the source could not read; logged and counted, never fatal."""
+
+    ticket_id: str | None
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """Tickets read in one go, the rows that failed, and the newest change time among them."""
+
+    tickets: list[Ticket] = field(default_factory=list)
+    bad_rows: list[BadRow] = field(default_factory=list)
+    newest_change: datetime | None = None
+
+
+class SourceError(Exception):
+    """The source cannot be read as configured (a query returns the wrong columns, ...)."""
+
+
+class Source(Protocol):
+    name: str
+
+    def open_tickets(self) -> AsyncIterator[Batch]:
+        """Every ticket not in a resolved status, in batches."""
+        ...
+
+    def changed_since(self, since: datetime) -> AsyncIterator[Batch]:
+        """Every ticket changed after ``since``, oldest change first, in batches."""
+        ...

@@ -1,0 +1,156 @@
+"""Reads tickets and their events with the configured SQL, streaming through a cursor.
+
+Ticket queries return: ticket_id, created_at, updated_at, queue, status, priority, subject.
+The events query returns: ticket_id, at, kind, value and optionally previous_value, ordered by
+ticket and time. The ticket row holds the current status and priority; the status and priority
+at creation are the first change's previous_value, else the current ones when nothing changed,
+else (a status changed but its previous value is unknown) the first open status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from sla_monitor.engine import EventKind, Ticket, TicketEvent
+from sla_monitor.sources import BadRow, Batch, SourceError
+
+REFERENCE_SCHEMA = (resources.files("sla_monitor.sources.sql") / "reference_schema.sql").read_text(
+    encoding="utf-8"
+)
+TICKET_COLUMNS = ("ticket_id", "created_at", "updated_at", "queue", "status", "priority")
+EVENT_COLUMNS = ("ticket_id", "at", "kind", "value")
+_KINDS = {kind.value: kind for kind in EventKind}
+
+
+def _missing(record: asyncpg.Record, wanted: Sequence[str], query: str) -> None:
+    returned = set(record.keys())
+    missing = [column for column in wanted if column not in returned]
+    if missing:
+        raise SourceError(f"source.{query} must return the columns {', '.join(missing)}")
+
+
+def _timestamp_problem(value: Any, what: str) -> tuple[str, str] | None:
+    if value is None:
+        return "null_timestamp", f"{what} is NULL"
+    if not isinstance(value, datetime):
+        return "bad_timestamp", f"{what} is {type(value).__name__}, not a timestamp"
+    if value.tzinfo is None:
+        return "naive_timestamp", f"{what} has no time zone (use timestamptz)"
+    return None
+
+
+class SqlSource:
+    """A helpdesk read through configurable SQL on an asyncpg pool."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        name: str,
+        changed_tickets_query: str,
+        open_tickets_query: str,
+        events_query: str,
+        resolved_statuses: Sequence[str],
+        initial_status: str,
+        batch_size: int = 2000,
+    ) -> None:
+        self.name = name
+        self._pool = pool
+        self._changed = changed_tickets_query
+        self._open = open_tickets_query
+        self._events = events_query
+        self._resolved = list(resolved_statuses)
+        self._initial_status = initial_status
+        self._batch_size = batch_size
+
+    def open_tickets(self) -> AsyncIterator[Batch]:
+        return self._stream(self._open, "open_tickets_query", self._resolved)
+
+    def changed_since(self, since: datetime) -> AsyncIterator[Batch]:
+        return self._stream(self._changed, "changed_tickets_query", since)
+
+    async def _stream(self, query: str, name: str, *args: Any) -> AsyncIterator[Batch]:
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            cursor = conn.cursor(query, *args, prefetch=self._batch_size)
+            rows: list[asyncpg.Record] = []
+            async for row in cursor:
+                if not rows:
+                    _missing(row, TICKET_COLUMNS, name)
+                rows.append(row)
+                if len(rows) >= self._batch_size:
+                    yield await self._batch(conn, rows)
+                    rows = []
+            if rows:
+                yield await self._batch(conn, rows)
+
+    async def _batch(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> Batch:
+        batch = Batch()
+        ids = [str(row["ticket_id"]) for row in rows]
+        events: dict[str, list[TicketEvent]] = {ticket_id: [] for ticket_id in ids}
+        first_previous: dict[tuple[str, EventKind], str | None] = {}
+        broken: dict[str, BadRow] = {}
+        records = await conn.fetch(self._events, ids)
+        if records:
+            _missing(records[0], EVENT_COLUMNS, "events_query")
+        for record in records:
+            ticket_id = str(record["ticket_id"])
+            if ticket_id not in events or ticket_id in broken:
+                continue
+            problem = _timestamp_problem(record["at"], f"{record['kind']} event time")
+            kind = _KINDS.get(record["kind"])
+            if problem is None and kind is None:
+                problem = ("unknown_event_kind", f"event kind {record['kind']!r} is unknown")
+            if problem is not None:
+                broken[ticket_id] = BadRow(ticket_id, *problem)
+                continue
+            assert kind is not None
+            if kind in (EventKind.STATUS_CHANGE, EventKind.PRIORITY_CHANGE):
+                previous = record.get("previous_value")
+                first_previous.setdefault(
+                    (ticket_id, kind), None if previous is None else str(previous)
+                )
+            value = record["value"]
+            events[ticket_id].append(
+                TicketEvent(record["at"], kind, None if value is None else str(value))
+            )
+        for row in rows:
+            ticket_id = str(row["ticket_id"])
+            changed = row["updated_at"]
+            if (
+                isinstance(changed, datetime)
+                and changed.tzinfo is not None
+                and (batch.newest_change is None or changed > batch.newest_change)
+            ):
+                batch.newest_change = changed
+            problem = _timestamp_problem(row["created_at"], "created_at")
+            if problem is not None:
+                batch.bad_rows.append(BadRow(ticket_id, *problem))
+                continue
+            if ticket_id in broken:
+                batch.bad_rows.append(broken[ticket_id])
+                continue
+            missing = [c for c in ("queue", "status", "priority") if row[c] is None]
+            if missing:
+                batch.bad_rows.append(
+                    BadRow(ticket_id, f"null_{missing[0]}", f"{', '.join(missing)} is NULL")
+                )
+                continue
+            status_changed = (ticket_id, EventKind.STATUS_CHANGE) in first_previous
+            batch.tickets.append(
+                Ticket(
+                    ticket_id=ticket_id,
+                    created_at=row["created_at"],
+                    queue=str(row["queue"]),
+                    initial_status=first_previous.get((ticket_id, EventKind.STATUS_CHANGE))
+                    or (self._initial_status if status_changed else str(row["status"])),
+                    initial_priority=first_previous.get((ticket_id, EventKind.PRIORITY_CHANGE))
+                    or str(row["priority"]),
+                    subject=str(row.get("subject") or ""),
+                    events=tuple(events[ticket_id]),
+                )
+            )
+        return batch

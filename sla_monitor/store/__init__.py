@@ -1,0 +1,176 @@
+"""The daemon's own state in PostgreSQL: migrations, watermarks, breaches and completions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from sla_monitor.engine.clocks import Breach, Completion
+
+# An arbitrary constant: one migrator at a time across every daemon sharing the database.
+_MIGRATION_LOCK = 7_362_118_201
+_MIGRATION_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+
+_CREATE_VERSIONS = """
+CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+_LOAD_WATERMARK = "SELECT changed_at FROM {schema}.watermarks WHERE source = $1"
+
+_SAVE_WATERMARK = """
+INSERT INTO {schema}.watermarks (source, changed_at) VALUES ($1, $2)
+ON CONFLICT (source) DO UPDATE SET changed_at = EXCLUDED.changed_at, saved_at = now()
+"""
+
+_RECORD_BREACHES = """
+INSERT INTO {schema}.breaches (source, ticket_id, clock, window_key, breached_at, priority, queue)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                         $7::text[])
+ON CONFLICT DO NOTHING
+RETURNING ticket_id, clock, window_key, priority, queue
+"""
+
+_RECORD_COMPLETIONS = """
+INSERT INTO {schema}.completions
+    (source, ticket_id, clock, window_key, stopped_at, met, elapsed_seconds, priority, queue)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::boolean[],
+                         $7::float8[], $8::text[], $9::text[])
+ON CONFLICT DO NOTHING
+RETURNING ticket_id, clock, window_key, met, elapsed_seconds, priority, queue
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketOutcomes:
+    """A ticket's breaches and completions as the engine found them, for recording."""
+
+    ticket_id: str
+    priority: str
+    queue: str
+    breaches: tuple[Breach, ...]
+    completions: tuple[Completion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NewlyRecorded:
+    """Rows the store had not seen before: exactly these move the counters."""
+
+    breaches: list[asyncpg.Record]
+    completions: list[asyncpg.Record]
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("sla_monitor.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class StateStore:
+    """The daemon's schema. ``schema`` is validated by configuration to a plain identifier."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, source: str) -> None:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+            raise ValueError(f"invalid schema name {schema!r}")
+        self._pool = pool
+        self._schema = schema
+        self._source = source
+
+    def _sql(self, template: str) -> str:
+        return template.replace("{schema}", self._schema)
+
+    async def migrate(self) -> list[int]:
+        """Applies pending migrations in order, under an advisory lock; returns those applied."""
+        applied: list[int] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            await conn.execute(self._sql(_CREATE_VERSIONS))
+            done = {
+                row["version"]
+                for row in await conn.fetch(
+                    self._sql("SELECT version FROM {schema}.schema_migrations")
+                )
+            }
+            for version, name, sql in _migrations():
+                if version in done:
+                    continue
+                await conn.execute(self._sql(sql))
+                await conn.execute(
+                    self._sql(
+                        "INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)"
+                    ),
+                    version,
+                    name,
+                )
+                applied.append(version)
+        return applied
+
+    async def load_watermark(self) -> datetime | None:
+        """The newest change time already processed, or None on a first start."""
+        async with self._pool.acquire() as conn:
+            value: datetime | None = await conn.fetchval(self._sql(_LOAD_WATERMARK), self._source)
+        return value
+
+    async def record(
+        self, outcomes: list[TicketOutcomes], watermark: datetime | None
+    ) -> NewlyRecorded:
+        """Records breaches and completions and moves the watermark, in one transaction."""
+        breach_columns: list[list[Any]] = [[], [], [], [], [], []]
+        completion_columns: list[list[Any]] = [[], [], [], [], [], [], [], []]
+        for outcome in outcomes:
+            for breach in outcome.breaches:
+                for column, value in zip(
+                    breach_columns,
+                    (
+                        outcome.ticket_id,
+                        breach.clock.value,
+                        breach.key,
+                        breach.breached_at,
+                        outcome.priority,
+                        outcome.queue,
+                    ),
+                    strict=True,
+                ):
+                    column.append(value)
+            for completion in outcome.completions:
+                for column, value in zip(
+                    completion_columns,
+                    (
+                        outcome.ticket_id,
+                        completion.clock.value,
+                        completion.key,
+                        completion.stopped_at,
+                        completion.met,
+                        completion.elapsed_seconds,
+                        outcome.priority,
+                        outcome.queue,
+                    ),
+                    strict=True,
+                ):
+                    column.append(value)
+        async with self._pool.acquire() as conn, conn.transaction():
+            breaches = (
+                await conn.fetch(self._sql(_RECORD_BREACHES), self._source, *breach_columns)
+                if breach_columns[0]
+                else []
+            )
+            completions = (
+                await conn.fetch(self._sql(_RECORD_COMPLETIONS), self._source, *completion_columns)
+                if completion_columns[0]
+                else []
+            )
+            if watermark is not None:
+                await conn.execute(self._sql(_SAVE_WATERMARK), self._source, watermark)
+        return NewlyRecorded(breaches=list(breaches), completions=list(completions))
