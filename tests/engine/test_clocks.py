@@ -28,8 +28,9 @@ def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def ticket(*events: tuple[float, EventKind, str | None], status: str = "new",
-           priority: str = "normal") -> Ticket:
+def ticket(
+    *events: tuple[float, EventKind, str | None], status: str = "new", priority: str = "normal"
+) -> Ticket:
     return Ticket(
         ticket_id="42",
         created_at=T0,
@@ -56,8 +57,14 @@ def clock(t: Ticket, which: Clock, minutes: float, policies: PolicySet = POLICIE
 
 @pytest.mark.parametrize(
     ("minutes", "state"),
-    [(0, ClockState.OK), (44, ClockState.OK), (45, ClockState.AT_RISK), (60, ClockState.AT_RISK),
-     (60.01, ClockState.BREACHED), (600, ClockState.BREACHED)],
+    [
+        (0, ClockState.OK),
+        (44, ClockState.OK),
+        (45, ClockState.AT_RISK),
+        (60, ClockState.AT_RISK),
+        (60.01, ClockState.BREACHED),
+        (600, ClockState.BREACHED),
+    ],
 )
 def test_unanswered_first_response_moves_ok_at_risk_breached(minutes, state):
     assert clock(ticket(), Clock.FIRST_RESPONSE, minutes).state is state
@@ -140,15 +147,15 @@ def test_resolution_breaches_after_24_hours():
     assert clock(ticket((10, REPLY, None)), Clock.RESOLUTION, 24 * 60 + 1).state is (
         ClockState.BREACHED
     )
-    assert clock(ticket((10, REPLY, None)), Clock.RESOLUTION, 18 * 60).state is (
-        ClockState.AT_RISK
-    )
+    assert clock(ticket((10, REPLY, None)), Clock.RESOLUTION, 18 * 60).state is (ClockState.AT_RISK)
 
 
 def test_time_resolved_before_reopen_and_paused_time_do_not_count():
     t = ticket(
-        (60, STATUS, "pending"), (120, STATUS, "open"),  # 60 min paused
-        (300, STATUS, "resolved"), (500, STATUS, "open"),  # 200 min resolved
+        (60, STATUS, "pending"),
+        (120, STATUS, "open"),  # 60 min paused
+        (300, STATUS, "resolved"),
+        (500, STATUS, "open"),  # 200 min resolved
     )
     status = clock(t, Clock.RESOLUTION, 600)
     assert status.elapsed_seconds == (600 - 60 - 200) * 60
@@ -287,8 +294,17 @@ def test_category_reflects_current_status():
         (ticket((-5, REPLY, None)), "event_before_creation"),
         (ticket((5, STATUS, "limbo")), "unknown_status"),
         (ticket((5, PRIORITY, "p9")), "unknown_priority"),
-        (Ticket("1", T0, "q", "new", "normal",
-                events=(TicketEvent(at(5).replace(tzinfo=None), REPLY),)), "naive_timestamp"),
+        (
+            Ticket(
+                "1",
+                T0,
+                "q",
+                "new",
+                "normal",
+                events=(TicketEvent(at(5).replace(tzinfo=None), REPLY),),
+            ),
+            "naive_timestamp",
+        ),
     ],
 )
 def test_malformed_tickets_raise_a_reasoned_error(bad, reason):

@@ -1,0 +1,131 @@
+"""Wires settings into running parts: database pools, source, store, tracker, daemon, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+
+from sla_monitor.config import Settings
+from sla_monitor.daemon import Daemon
+from sla_monitor.http import start_http
+from sla_monitor.metrics import Metrics
+from sla_monitor.sources.sql import SqlSource
+from sla_monitor.store import StateStore
+from sla_monitor.tracker import Tracker
+
+log = structlog.get_logger("sla_monitor.app")
+
+
+def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
+    """Starts (or reuses) the embedded PostgreSQL of the ``pgserver`` package."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR under root
+        import pgserver
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(data_dir.resolve(), cleanup_mode="stop")
+        return server.get_uri(), server
+
+
+@contextlib.asynccontextmanager
+async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
+    """The state store's pool and the source's pool (the same one unless a source DSN is set).
+
+    Pools open without connecting (min_size=0) so the daemon starts, reports not ready and
+    retries while the database is away.
+    """
+    server = None
+    if settings.database.dsn is None:
+        dsn, server = start_embedded_postgres(settings.database.embedded_data_dir)
+        log.info("embedded_postgres", data_dir=str(settings.database.embedded_data_dir))
+    else:
+        dsn = settings.database.dsn.get_secret_value()
+    options: dict[str, Any] = {"min_size": 0, "max_size": 4, "command_timeout": 60}
+    store_pool = await asyncpg.create_pool(dsn, **options)
+    source_pool = store_pool
+    if settings.source.dsn is not None:
+        source_pool = await asyncpg.create_pool(settings.source.dsn.get_secret_value(), **options)
+    try:
+        yield store_pool, source_pool
+    finally:
+        for pool in {id(store_pool): store_pool, id(source_pool): source_pool}.values():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pool.close(), timeout=2)
+        if server is not None:
+            server.cleanup()
+
+
+def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyncpg.Pool) -> Daemon:
+    policies = settings.policy_set()
+    tracker = Tracker(policies)
+    source = SqlSource(
+        source_pool,
+        name=settings.source.name,
+        changed_tickets_query=settings.source.changed_tickets_query,
+        open_tickets_query=settings.source.open_tickets_query,
+        events_query=settings.source.events_query,
+        resolved_statuses=settings.statuses.resolved,
+        initial_status=settings.statuses.open[0] if settings.statuses.open else "new",
+        batch_size=settings.source.batch_size,
+    )
+    store = StateStore(store_pool, settings.database.schema_name, settings.source.name)
+    return Daemon(
+        source=source,
+        store=store,
+        tracker=tracker,
+        metrics=Metrics(tracker, policies.priorities),
+        poll_interval=settings.daemon.poll_interval,
+        watermark_lag=settings.source.watermark_lag,
+        backfill=settings.source.backfill,
+    )
+
+
+async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:
+    """Runs migrations, retrying while the database is unreachable; False if stopped first."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            applied = await daemon.store.migrate()
+            log.info("migrated", applied=applied)
+            return True
+        except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
+            daemon.metrics.source_up.set(0)
+            daemon.last_error = f"{type(error).__name__}: {error}"
+            log.error("database_unreachable", error=daemon.last_error, retry_in=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, 30)
+    return False
+
+
+async def serve(settings: Settings, extra_tasks: tuple[Any, ...] = ()) -> None:
+    """Runs the daemon and its HTTP server until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_pools(settings) as (store_pool, source_pool):
+        daemon = build_daemon(settings, store_pool, source_pool)
+        runner = await start_http(daemon, settings.daemon.listen_host, settings.daemon.listen_port)
+        log.info("listening", host=settings.daemon.listen_host, port=settings.daemon.listen_port)
+        tasks = [asyncio.create_task(coroutine) for coroutine in extra_tasks]
+        try:
+            if await migrate_until_ready(daemon, stop):
+                poller = asyncio.create_task(daemon.run())
+                await stop.wait()
+                daemon.stop()
+                await asyncio.wait_for(poller, timeout=settings.daemon.shutdown_timeout)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runner.cleanup()
+            log.info("stopped")

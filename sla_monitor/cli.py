@@ -1,0 +1,186 @@
+"""The `sla-monitor` command: run, evaluate, check-config, migrate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import SecretStr
+
+from sla_monitor import __version__
+from sla_monitor.config import EX_CONFIG, ConfigError, Settings, load_settings
+from sla_monitor.daemon import POLL_ERRORS, utcnow
+from sla_monitor.engine import TicketEvaluation, evaluate_ticket
+from sla_monitor.engine.clocks import TicketError
+from sla_monitor.logs import configure_logging
+
+EX_OK, EX_SOFTWARE, EX_UNAVAILABLE = 0, 70, 69
+
+log = structlog.get_logger("sla_monitor.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sla-monitor",
+        description="Measures and enforces a helpdesk's first-response, resolution and update "
+        "SLAs, exporting Prometheus metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"sla-monitor {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        help="TOML configuration file (default: $SLA_MONITOR_CONFIG, else "
+        "/etc/sla-monitor/sla-monitor.toml when present)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the daemon (migrates first)")
+    evaluate = commands.add_parser("evaluate", help="judge every open ticket once and print it")
+    evaluate.add_argument("--json", action="store_true", help="print JSON (the default format)")
+    commands.add_parser("check-config", help="validate the configuration and exit")
+    commands.add_parser("migrate", help="create or upgrade the daemon's own schema")
+    demo = commands.add_parser(
+        "demo", help="embedded PostgreSQL with a live demo helpdesk, daemon on :9464"
+    )
+    demo.add_argument("--data-dir", default="var/demo", help="where the demo database lives")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the ticket generator")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"sla-monitor: {error}", file=sys.stderr)
+        return EX_CONFIG
+    configure_logging(settings.daemon.log_level)
+    if args.command == "check-config":
+        policies = settings.policy_set()
+        print(
+            f"configuration OK: {len(policies.rules) + 1} policies, "
+            f"{len(policies.priorities)} priorities, source {settings.source.name!r}"
+        )
+        return EX_OK
+    try:
+        if args.command == "run":
+            from sla_monitor.app import serve
+
+            asyncio.run(serve(settings))
+        elif args.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        elif args.command == "evaluate":
+            return asyncio.run(_evaluate(settings))
+        elif args.command == "demo":
+            asyncio.run(_demo(settings, Path(args.data_dir), args.seed))
+    except KeyboardInterrupt:
+        pass
+    return EX_OK
+
+
+async def _migrate(settings: Settings) -> int:
+    from sla_monitor.app import build_daemon, open_pools
+
+    async with open_pools(settings) as (store_pool, source_pool):
+        daemon = build_daemon(settings, store_pool, source_pool)
+        try:
+            applied = await daemon.store.migrate()
+        except POLL_ERRORS as error:
+            print(f"sla-monitor: cannot migrate: {type(error).__name__}: {error}", file=sys.stderr)
+            return EX_UNAVAILABLE
+    print(f"schema {settings.database.schema_name!r} is current; applied: {applied or 'none'}")
+    return EX_OK
+
+
+def evaluation_json(evaluation: TicketEvaluation) -> dict[str, Any]:
+    def when(moment: Any) -> str | None:
+        return None if moment is None else moment.isoformat()
+
+    return {
+        "ticket_id": evaluation.ticket_id,
+        "status": evaluation.status,
+        "priority": evaluation.priority,
+        "queue": evaluation.queue,
+        "policy": evaluation.policy,
+        "clocks": {
+            clock.value: {
+                "state": status.state.value,
+                "target_seconds": status.target_seconds,
+                "elapsed_seconds": round(status.elapsed_seconds, 3),
+                "remaining_seconds": round(status.remaining_seconds, 3),
+                "deadline": when(status.deadline),
+                "at_risk_at": when(status.at_risk_at),
+                "breached_at": when(status.breached_at),
+                "started_at": when(status.started_at),
+                "stopped_at": when(status.stopped_at),
+            }
+            for clock, status in evaluation.clocks.items()
+        },
+    }
+
+
+async def _evaluate(settings: Settings) -> int:
+    from sla_monitor.app import build_daemon, open_pools
+
+    now = utcnow()
+    tickets: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    async with open_pools(settings) as (store_pool, source_pool):
+        daemon = build_daemon(settings, store_pool, source_pool)
+        policies = daemon.tracker.policies
+        try:
+            async for batch in daemon.source.open_tickets():
+                bad.extend(
+                    {"ticket_id": b.ticket_id, "reason": b.reason, "detail": b.detail}
+                    for b in batch.bad_rows
+                )
+                for ticket in batch.tickets:
+                    try:
+                        tickets.append(evaluation_json(evaluate_ticket(ticket, policies, now)))
+                    except TicketError as error:
+                        bad.append(
+                            {
+                                "ticket_id": ticket.ticket_id,
+                                "reason": error.reason,
+                                "detail": error.detail,
+                            }
+                        )
+        except POLL_ERRORS as error:
+            print(
+                f"sla-monitor: cannot read the source: {type(error).__name__}: {error}",
+                file=sys.stderr,
+            )
+            return EX_UNAVAILABLE
+    report = {"evaluated_at": now.isoformat(), "tickets": tickets, "bad_rows": bad}
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EX_OK
+
+
+async def _demo(settings: Settings, data_dir: Path, seed: int) -> None:
+    from sla_monitor.app import serve, start_embedded_postgres
+    from sla_monitor.demo import TicketGenerator, demo_settings, load_reference_schema
+
+    dsn, server = start_embedded_postgres(data_dir / "pgdata")
+    try:
+        await load_reference_schema(dsn)
+        settings = demo_settings(settings, data_dir / "pgdata")
+        settings.database.dsn = SecretStr(dsn)
+        print(
+            f"sla-monitor demo: helpdesk in {data_dir}, metrics at "
+            f"http://{settings.daemon.listen_host}:{settings.daemon.listen_port}/metrics "
+            "(Ctrl-C stops)",
+            file=sys.stderr,
+        )
+        await serve(settings, extra_tasks=(TicketGenerator(dsn, seed=seed).run(),))
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

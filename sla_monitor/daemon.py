@@ -1,0 +1,222 @@
+"""The scheduler loop: poll the source, feed the engine, record outcomes, export metrics.
+
+Data flows one way: source -> tracker (engine) -> state store -> metrics. A database outage
+marks the source down and the daemon retries until it returns; nothing is counted twice
+because the store records every breach and completion once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import structlog
+
+from sla_monitor.engine import Clock, TicketEvaluation
+from sla_monitor.engine.clocks import TicketError, validate_ticket
+from sla_monitor.metrics import Metrics
+from sla_monitor.sources import BadRow, Batch, Source, SourceError
+from sla_monitor.store import NewlyRecorded, StateStore, TicketOutcomes
+from sla_monitor.tracker import Tracker
+
+log = structlog.get_logger("sla_monitor.daemon")
+
+# What a poll may raise when the database is away or misconfigured: handled, never fatal.
+POLL_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    SourceError,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Daemon:
+    """One source watched by one tracker. ``clock`` is injectable for tests."""
+
+    def __init__(
+        self,
+        source: Source,
+        store: StateStore,
+        tracker: Tracker,
+        metrics: Metrics,
+        poll_interval: float,
+        watermark_lag: float = 30.0,
+        backfill: float = 0.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.tracker = tracker
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self.watermark_lag = timedelta(seconds=watermark_lag)
+        self.backfill = timedelta(seconds=backfill)
+        self.clock = clock
+        self.watermark: datetime | None = None
+        self.synced = False
+        self.ready = False
+        self.last_error: str | None = None
+        self._stop = asyncio.Event()
+        self._pending: dict[str, TicketOutcomes] = {}
+        # Bad rows already reported, so the re-reads of the watermark lag count each once.
+        self._bad: dict[str, str] = {}
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Polls until stopped, waking early for due deadlines; failures are retried."""
+        failures = 0
+        next_poll = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + self.poll_interval
+                    await self.poll_once()
+                    failures = 0
+                else:
+                    await self.refresh_due()
+            except POLL_ERRORS as error:
+                failures += 1
+                next_poll = time.monotonic() + min(self.poll_interval, 0.5 * 2 ** min(failures, 6))
+                self._failed(error)
+            wait = next_poll - time.monotonic()
+            due = self.tracker.next_due()
+            if due is not None:
+                wait = min(wait, (due - self.clock()).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, wait))
+
+    def _failed(self, error: BaseException) -> None:
+        kind = "source" if isinstance(error, SourceError) else "database"
+        self.ready = False
+        self.last_error = f"{type(error).__name__}: {error}"
+        self.metrics.source_up.set(0)
+        self.metrics.poll_errors.labels(kind).inc()
+        log.error("poll_failed", kind=kind, error=self.last_error)
+
+    # --- one cycle ------------------------------------------------------------------------
+
+    async def poll_once(self) -> None:
+        """One cycle: first a full sync of open tickets, then changes since the watermark."""
+        started = time.perf_counter()
+        if not self.synced:
+            await self._initial_sync()
+        assert self.watermark is not None
+        newest = self.watermark
+        async for batch in self.source.changed_since(self.watermark - self.watermark_lag):
+            self._absorb(batch)
+            if batch.newest_change is not None:
+                newest = max(newest, batch.newest_change)
+        self._absorb_evaluations(self.tracker.refresh_due(self.clock()))
+        await self._flush(newest)
+        self.watermark = newest
+        elapsed = time.perf_counter() - started
+        self.metrics.poll_duration.observe(elapsed)
+        self.metrics.last_successful_poll.set(time.time())
+        self.metrics.source_up.set(1)
+        self.metrics.tracked_tickets.set(len(self.tracker))
+        if not self.ready:
+            log.info("source_ready", source=self.source.name, tracked=len(self.tracker))
+        self.ready = True
+        self.last_error = None
+
+    async def refresh_due(self) -> None:
+        """Re-judges tickets whose deadline or at-risk instant has come, between polls."""
+        evaluations = self.tracker.refresh_due(self.clock())
+        if evaluations:
+            self._absorb_evaluations(evaluations)
+            await self._flush(None)
+
+    async def _initial_sync(self) -> None:
+        stored = await self.store.load_watermark()
+        self.watermark = stored if stored is not None else self.clock() - self.backfill
+        count = 0
+        async for batch in self.source.open_tickets():
+            self._absorb(batch)
+            count += len(batch.tickets)
+        self.synced = True
+        log.info(
+            "initial_sync",
+            source=self.source.name,
+            open_tickets=count,
+            watermark=self.watermark.isoformat(),
+            resumed=stored is not None,
+        )
+
+    def _absorb(self, batch: Batch) -> None:
+        now = self.clock()
+        for bad in batch.bad_rows:
+            self._bad_row(bad)
+        evaluations = []
+        for ticket in batch.tickets:
+            try:
+                validate_ticket(ticket, self.tracker.policies)
+            except TicketError as error:
+                self._bad_row(BadRow(ticket.ticket_id, error.reason, error.detail))
+                continue
+            self._bad.pop(ticket.ticket_id, None)
+            evaluations.append(self.tracker.update(ticket, now))
+        self._absorb_evaluations(evaluations)
+
+    def _absorb_evaluations(self, evaluations: list[TicketEvaluation]) -> None:
+        for evaluation in evaluations:
+            outcomes = self.tracker.unrecorded(evaluation)
+            if outcomes is not None:
+                self._pending[evaluation.ticket_id] = outcomes
+
+    def _bad_row(self, bad: BadRow) -> None:
+        if bad.ticket_id is not None:
+            if self._bad.get(bad.ticket_id) == bad.reason:
+                return
+            self._bad[bad.ticket_id] = bad.reason
+            self.tracker.forget(bad.ticket_id)
+        self.metrics.bad_rows.labels(bad.reason).inc()
+        log.warning(
+            "bad_row",
+            source=self.source.name,
+            ticket_id=bad.ticket_id,
+            reason=bad.reason,
+            detail=bad.detail,
+        )
+
+    async def _flush(self, watermark: datetime | None) -> None:
+        """Records pending outcomes (and the watermark) in one transaction, then counts them."""
+        pending = list(self._pending.values())
+        if not pending and watermark is None:
+            return
+        new = await self.store.record(pending, watermark)
+        self._pending.clear()
+        for outcomes in pending:
+            self.tracker.mark_recorded(outcomes)
+        self._count(new)
+
+    def _count(self, new: NewlyRecorded) -> None:
+        for row in new.breaches:
+            self.metrics.breaches.labels(row["clock"], row["priority"], row["queue"]).inc()
+            log.info(
+                "sla_breached",
+                ticket_id=row["ticket_id"],
+                clock=row["clock"],
+                priority=row["priority"],
+                queue=row["queue"],
+            )
+        for row in new.completions:
+            outcome = "met" if row["met"] else "breached"
+            labels = (row["priority"], row["queue"])
+            self.metrics.sla_completed.labels(row["clock"], outcome, *labels).inc()
+            if row["clock"] == Clock.FIRST_RESPONSE.value:
+                self.metrics.first_response_seconds.labels(*labels).observe(row["elapsed_seconds"])
+            elif row["clock"] == Clock.RESOLUTION.value:
+                self.metrics.resolution_seconds.labels(*labels).observe(row["elapsed_seconds"])

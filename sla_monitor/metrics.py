@@ -1,0 +1,150 @@
+"""Prometheus metrics. Labels are bounded: clock, state, outcome, priority, queue, reason —
+never a ticket id or a customer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from sla_monitor import __version__
+from sla_monitor.engine import Clock, ClockState
+from sla_monitor.tracker import Tracker
+
+MINUTE, HOUR = 60.0, 3600.0
+# Dense around the 1 h first-response and 24 h resolution targets, so percentiles near the
+# target are precise.
+FIRST_RESPONSE_BUCKETS = (
+    1 * MINUTE,
+    5 * MINUTE,
+    10 * MINUTE,
+    15 * MINUTE,
+    30 * MINUTE,
+    45 * MINUTE,
+    50 * MINUTE,
+    55 * MINUTE,
+    1 * HOUR,
+    75 * MINUTE,
+    90 * MINUTE,
+    2 * HOUR,
+    4 * HOUR,
+    8 * HOUR,
+    24 * HOUR,
+)
+RESOLUTION_BUCKETS = (
+    1 * HOUR,
+    2 * HOUR,
+    4 * HOUR,
+    8 * HOUR,
+    12 * HOUR,
+    16 * HOUR,
+    18 * HOUR,
+    20 * HOUR,
+    22 * HOUR,
+    24 * HOUR,
+    30 * HOUR,
+    36 * HOUR,
+    48 * HOUR,
+    72 * HOUR,
+    168 * HOUR,
+)
+POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class _OpenTickets(Collector):
+    """Open tickets per clock and state, read from the tracker at scrape time.
+
+    Every state of every clock is exported for each known priority and queue, zeros included,
+    so dashboards never show gaps when a state empties.
+    """
+
+    def __init__(self, tracker: Tracker, priorities: Iterable[str]) -> None:
+        self._tracker = tracker
+        self._priorities = sorted(priorities)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "sla_monitor_open_tickets",
+            "Open tickets by SLA clock and its state.",
+            labels=["clock", "state", "priority", "queue"],
+        )
+        counts = dict(self._tracker.counts)
+        queues = sorted(self._tracker.queues)
+        for clock in Clock:
+            for state in ClockState:
+                if state is ClockState.MET:
+                    continue
+                for priority in self._priorities:
+                    for queue in queues:
+                        key = (clock.value, state.value, priority, queue)
+                        family.add_metric(list(key), counts.get(key, 0))
+        yield family
+
+
+class Metrics:
+    """Every metric the daemon exports, on its own registry."""
+
+    def __init__(
+        self, tracker: Tracker, priorities: Iterable[str], registry: CollectorRegistry | None = None
+    ) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.registry.register(_OpenTickets(tracker, priorities))
+        self.tracked_tickets = Gauge(
+            "sla_monitor_tracked_tickets", "Open tickets held in memory.", registry=r
+        )
+        self.sla_completed = Counter(
+            "sla_monitor_sla_completed",
+            "SLA clocks that stopped, by outcome (met or breached).",
+            ["clock", "outcome", "priority", "queue"],
+            registry=r,
+        )
+        self.breaches = Counter(
+            "sla_monitor_breaches",
+            "SLA clocks that crossed their target (counted once, when first seen).",
+            ["clock", "priority", "queue"],
+            registry=r,
+        )
+        self.first_response_seconds = Histogram(
+            "sla_monitor_first_response_seconds",
+            "Business seconds from creation to the first public staff reply.",
+            ["priority", "queue"],
+            buckets=FIRST_RESPONSE_BUCKETS,
+            registry=r,
+        )
+        self.resolution_seconds = Histogram(
+            "sla_monitor_resolution_seconds",
+            "Business seconds from creation to resolution, paused and resolved time excluded.",
+            ["priority", "queue"],
+            buckets=RESOLUTION_BUCKETS,
+            registry=r,
+        )
+        self.poll_duration = Histogram(
+            "sla_monitor_poll_duration_seconds",
+            "Duration of one poll cycle against the helpdesk.",
+            buckets=POLL_BUCKETS,
+            registry=r,
+        )
+        self.last_successful_poll = Gauge(
+            "sla_monitor_last_successful_poll_timestamp_seconds",
+            "Unix time of the last poll that completed.",
+            registry=r,
+        )
+        self.source_up = Gauge(
+            "sla_monitor_source_up",
+            "1 when the last poll of the helpdesk succeeded.",
+            registry=r,
+        )
+        self.bad_rows = Counter(
+            "sla_monitor_bad_rows",
+            "Ticket rows that could not be judged, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.poll_errors = Counter(
+            "sla_monitor_poll_errors", "Poll cycles that failed, by kind.", ["kind"], registry=r
+        )
+        build = Gauge("sla_monitor_build_info", "Version of sla-monitor.", ["version"], registry=r)
+        build.labels(__version__).set(1)

@@ -1,0 +1,291 @@
+"""The daemon against a real PostgreSQL holding the reference helpdesk schema."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from sla_monitor.config import Settings
+from tests.integration.helpdesk import FakeClock, Helpdesk, make_daemon, sample
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def helpdesk(pool: asyncpg.Pool) -> AsyncIterator[Helpdesk]:
+    async with pool.acquire() as conn:
+        yield await Helpdesk.create(conn)
+
+
+def open_gauge(
+    daemon, clock: str, state: str, priority: str = "normal", queue: str = "support"
+) -> float:
+    return sample(
+        daemon, "sla_monitor_open_tickets", clock=clock, state=state, priority=priority, queue=queue
+    )
+
+
+async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
+    daemon = make_daemon(pool, FakeClock())
+    assert await daemon.store.migrate() == [1]
+    assert await daemon.store.migrate() == []
+    async with pool.acquire() as conn:
+        tables = {
+            r["table_name"]
+            for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'sla_monitor'"
+            )
+        }
+    assert tables == {"schema_migrations", "watermarks", "breaches", "completions"}
+
+
+async def test_open_tickets_are_gauged_by_clock_and_state(pool, helpdesk) -> None:
+    await helpdesk.ticket(created=0)  # unanswered, 50 min old at now: at risk
+    answered = await helpdesk.ticket(created=0, priority="high")
+    await helpdesk.reply(answered, 10)
+    await helpdesk.ticket(created=-120, queue="billing")  # 170 min: breached
+    clock = FakeClock(50)
+    daemon = make_daemon(pool, clock)
+    await daemon.store.migrate()
+    await daemon.poll_once()
+
+    assert open_gauge(daemon, "first_response", "at_risk") == 1
+    assert open_gauge(daemon, "first_response", "breached", queue="billing") == 1
+    assert open_gauge(daemon, "first_response", "ok", priority="high") == 0  # stopped: met
+    assert open_gauge(daemon, "resolution", "ok", priority="high") == 1
+    assert (
+        sample(
+            daemon,
+            "sla_monitor_sla_completed_total",
+            clock="first_response",
+            outcome="met",
+            priority="high",
+            queue="support",
+        )
+        == 1
+    )
+    assert (
+        sample(daemon, "sla_monitor_first_response_seconds_sum", priority="high", queue="support")
+        == 600
+    )
+    assert (
+        sample(
+            daemon,
+            "sla_monitor_breaches_total",
+            clock="first_response",
+            priority="normal",
+            queue="billing",
+        )
+        == 1
+    )
+    assert sample(daemon, "sla_monitor_tracked_tickets") == 3
+    assert sample(daemon, "sla_monitor_source_up") == 1
+    assert daemon.ready
+
+
+async def test_time_alone_moves_a_ticket_to_breached(pool, helpdesk) -> None:
+    await helpdesk.ticket(created=0)
+    clock = FakeClock(10)
+    daemon = make_daemon(pool, clock)
+    await daemon.store.migrate()
+    await daemon.poll_once()
+    assert open_gauge(daemon, "first_response", "ok") == 1
+    assert daemon.tracker.next_due() is not None
+    clock.set(61)
+    await daemon.refresh_due()
+    assert open_gauge(daemon, "first_response", "ok") == 0
+    assert open_gauge(daemon, "first_response", "breached") == 1
+    assert (
+        sample(
+            daemon,
+            "sla_monitor_breaches_total",
+            clock="first_response",
+            priority="normal",
+            queue="support",
+        )
+        == 1
+    )
+
+
+async def test_changes_are_picked_up_incrementally(pool, helpdesk) -> None:
+    ticket = await helpdesk.ticket(created=0)
+    clock = FakeClock(20)
+    daemon = make_daemon(pool, clock)
+    await daemon.store.migrate()
+    await daemon.poll_once()
+    await helpdesk.reply(ticket, 30)
+    clock.set(40)
+    await daemon.poll_once()
+    assert open_gauge(daemon, "first_response", "ok") == 0
+    assert (
+        sample(
+            daemon,
+            "sla_monitor_sla_completed_total",
+            clock="first_response",
+            outcome="met",
+            priority="normal",
+            queue="support",
+        )
+        == 1
+    )
+    await helpdesk.set_status(ticket, 100, "resolved")
+    clock.set(120)
+    await daemon.poll_once()
+    assert sample(daemon, "sla_monitor_tracked_tickets") == 0
+    assert (
+        sample(
+            daemon,
+            "sla_monitor_sla_completed_total",
+            clock="resolution",
+            outcome="met",
+            priority="normal",
+            queue="support",
+        )
+        == 1
+    )
+    assert (
+        sample(daemon, "sla_monitor_resolution_seconds_sum", priority="normal", queue="support")
+        == 100 * 60
+    )
+
+
+async def test_restart_neither_forgets_nor_recounts(pool, helpdesk) -> None:
+    done = await helpdesk.ticket(created=0)
+    await helpdesk.reply(done, 5)
+    await helpdesk.set_status(done, 30, "resolved")
+    await helpdesk.ticket(created=0)
+    clock = FakeClock(90)
+    first = make_daemon(pool, clock)
+    await first.store.migrate()
+    await first.poll_once()
+    await first.poll_once()
+    assert (
+        sample(
+            first,
+            "sla_monitor_sla_completed_total",
+            clock="resolution",
+            outcome="met",
+            priority="normal",
+            queue="support",
+        )
+        == 1
+    )
+    assert (
+        sample(
+            first,
+            "sla_monitor_breaches_total",
+            clock="first_response",
+            priority="normal",
+            queue="support",
+        )
+        == 1
+    )
+    watermark = first.watermark
+
+    second = make_daemon(pool, clock)
+    await second.poll_once()
+    assert second.watermark == watermark  # resumed, nothing newer to read
+    assert (
+        sample(
+            second,
+            "sla_monitor_sla_completed_total",
+            clock="resolution",
+            outcome="met",
+            priority="normal",
+            queue="support",
+        )
+        == 0
+    )
+    assert (
+        sample(
+            second,
+            "sla_monitor_breaches_total",
+            clock="first_response",
+            priority="normal",
+            queue="support",
+        )
+        == 0
+    )
+    assert open_gauge(second, "first_response", "breached") == 1  # still tracked
+    async with pool.acquire() as conn:
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM sla_monitor.completions WHERE clock = 'resolution'"
+            )
+            == 1
+        )
+        assert await conn.fetchval("SELECT count(*) FROM sla_monitor.breaches") == 1
+
+
+async def test_malformed_rows_are_counted_and_skipped(pool, helpdesk) -> None:
+    good = await helpdesk.ticket(created=0)
+    unknown_priority = await helpdesk.ticket(created=0, priority="p0")
+    unknown_status = await helpdesk.ticket(created=0, status="limbo")
+    early_reply = await helpdesk.ticket(created=0)
+    await helpdesk.reply(early_reply, -10)
+    # A helpdesk whose creation times have no time zone, and one with NULL creation times.
+    naive = make_daemon(pool, FakeClock(20), _with_created_at("created_at::timestamp"))
+    await naive.store.migrate()
+    await naive.poll_once()
+    assert sample(naive, "sla_monitor_bad_rows_total", reason="naive_timestamp") == 4
+    assert sample(naive, "sla_monitor_tracked_tickets") == 0
+    nulls = make_daemon(
+        pool,
+        FakeClock(20),
+        _with_created_at(f"CASE WHEN id = {good} THEN NULL ELSE created_at END"),
+    )
+    await nulls.poll_once()
+    assert sample(nulls, "sla_monitor_bad_rows_total", reason="null_timestamp") == 1
+    assert good not in nulls.tracker
+
+    default = make_daemon(pool, FakeClock(20))
+    await default.poll_once()
+    assert sample(default, "sla_monitor_bad_rows_total", reason="unknown_priority") == 1
+    assert sample(default, "sla_monitor_bad_rows_total", reason="unknown_status") == 1
+    assert sample(default, "sla_monitor_bad_rows_total", reason="event_before_creation") == 1
+    assert sample(default, "sla_monitor_tracked_tickets") == 1
+    assert good in default.tracker
+    assert {unknown_priority, unknown_status, early_reply} & {
+        e.ticket_id for e in default.tracker.evaluations()
+    } == set()
+
+
+def _with_created_at(expression: str) -> Settings:
+    columns = (
+        f"SELECT id::text AS ticket_id, {expression} AS created_at, updated_at, queue,"
+        " status, priority FROM helpdesk.tickets"
+    )
+    return Settings(
+        source={
+            "changed_tickets_query": columns + " WHERE updated_at > $1",
+            "open_tickets_query": columns + " WHERE status <> ALL($1::text[])",
+        }
+    )
+
+
+async def test_a_query_missing_columns_is_a_source_error_not_a_crash(pool, helpdesk) -> None:
+    await helpdesk.ticket(created=0)
+    settings = Settings(
+        source={
+            "open_tickets_query": "SELECT id AS ticket_id FROM helpdesk.tickets"
+            " WHERE $1::text[] IS NOT NULL"
+        }
+    )
+    daemon = make_daemon(pool, FakeClock(5), settings)
+    await daemon.store.migrate()
+    from sla_monitor.sources import SourceError
+
+    with pytest.raises(SourceError, match="open_tickets_query must return the columns"):
+        await daemon.poll_once()
