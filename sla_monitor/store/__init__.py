@@ -127,50 +127,40 @@ class StateStore:
         self, outcomes: list[TicketOutcomes], watermark: datetime | None
     ) -> NewlyRecorded:
         """Records breaches and completions and moves the watermark, in one transaction."""
-        breach_columns: list[list[Any]] = [[], [], [], [], [], []]
-        completion_columns: list[list[Any]] = [[], [], [], [], [], [], [], []]
-        for outcome in outcomes:
-            for breach in outcome.breaches:
-                for column, value in zip(
-                    breach_columns,
-                    (
-                        outcome.ticket_id,
-                        breach.clock.value,
-                        breach.key,
-                        breach.breached_at,
-                        outcome.priority,
-                        outcome.queue,
-                    ),
-                    strict=True,
-                ):
-                    column.append(value)
-            for completion in outcome.completions:
-                for column, value in zip(
-                    completion_columns,
-                    (
-                        outcome.ticket_id,
-                        completion.clock.value,
-                        completion.key,
-                        completion.stopped_at,
-                        completion.met,
-                        completion.elapsed_seconds,
-                        outcome.priority,
-                        outcome.queue,
-                    ),
-                    strict=True,
-                ):
-                    column.append(value)
+        breach_rows = [
+            (o.ticket_id, b.clock.value, b.key, b.breached_at, o.priority, o.queue)
+            for o in outcomes
+            for b in o.breaches
+        ]
+        completion_rows = [
+            (
+                o.ticket_id,
+                c.clock.value,
+                c.key,
+                c.stopped_at,
+                c.met,
+                c.elapsed_seconds,
+                o.priority,
+                o.queue,
+            )
+            for o in outcomes
+            for c in o.completions
+        ]
         async with self._pool.acquire() as conn, conn.transaction():
-            breaches = (
-                await conn.fetch(self._sql(_RECORD_BREACHES), self._source, *breach_columns)
-                if breach_columns[0]
-                else []
-            )
-            completions = (
-                await conn.fetch(self._sql(_RECORD_COMPLETIONS), self._source, *completion_columns)
-                if completion_columns[0]
-                else []
-            )
+            breaches = await self._insert(conn, _RECORD_BREACHES, breach_rows)
+            completions = await self._insert(conn, _RECORD_COMPLETIONS, completion_rows)
             if watermark is not None:
                 await conn.execute(self._sql(_SAVE_WATERMARK), self._source, watermark)
         return NewlyRecorded(breaches=list(breaches), completions=list(completions))
+
+    async def _insert(
+        self, conn: asyncpg.Connection, template: str, rows: list[tuple[Any, ...]]
+    ) -> list[asyncpg.Record]:
+        """Inserts rows column-wise through unnest; returns those that were new."""
+        if not rows:
+            return []
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        inserted: list[asyncpg.Record] = await conn.fetch(
+            self._sql(template), self._source, *columns
+        )
+        return inserted
