@@ -66,6 +66,8 @@ class Daemon:
         self.ready = False
         self.last_error: str | None = None
         self._stop = asyncio.Event()
+        self._next_poll = 0.0  # time.monotonic() of the next poll; 0 polls at once
+        self._failures = 0
         self._pending: dict[str, TicketOutcomes] = {}
         # Bad rows already reported, so the re-reads of the watermark lag count each once.
         self._bad: dict[str, str] = {}
@@ -75,28 +77,35 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
 
+    def request_poll(self) -> None:
+        """Makes the next cycle poll the source, whatever the interval says."""
+        self._next_poll = 0.0
+
     async def run(self) -> None:
-        """Polls until stopped, waking early for due deadlines; failures are retried."""
-        failures = 0
-        next_poll = time.monotonic()
+        """Polls until stopped, waking early for due deadlines."""
         while not self._stop.is_set():
-            try:
-                if time.monotonic() >= next_poll:
-                    next_poll = time.monotonic() + self.poll_interval
-                    await self.poll_once()
-                    failures = 0
-                else:
-                    await self.refresh_due()
-            except POLL_ERRORS as error:
-                failures += 1
-                next_poll = time.monotonic() + min(self.poll_interval, 0.5 * 2 ** min(failures, 6))
-                self._failed(error)
-            wait = next_poll - time.monotonic()
+            await self.cycle()
+            wait = self._next_poll - time.monotonic()
             due = self.tracker.next_due()
             if due is not None:
                 wait = min(wait, (due - self.clock()).total_seconds())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, wait))
+
+    async def cycle(self) -> None:
+        """Polls when a poll is due, else re-judges due tickets; failures retry with backoff."""
+        try:
+            if time.monotonic() >= self._next_poll:
+                self._next_poll = time.monotonic() + self.poll_interval
+                await self.poll_once()
+                self._failures = 0
+            else:
+                await self.refresh_due()
+        except POLL_ERRORS as error:
+            self._failures += 1
+            backoff = min(self.poll_interval, 0.5 * 2 ** min(self._failures, 6))
+            self._next_poll = time.monotonic() + backoff
+            self._failed(error)
 
     def _failed(self, error: BaseException) -> None:
         kind = "source" if isinstance(error, SourceError) else "database"
