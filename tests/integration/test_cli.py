@@ -220,3 +220,15 @@ def _wait_ready(port: int, process: subprocess.Popen[str]) -> str:
         except OSError:
             time.sleep(0.1)
     raise AssertionError("daemon never became ready")
+
+
+def test_without_a_dsn_the_embedded_postgres_is_used(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pgdata"
+    env = {"SLA_MONITOR_DATABASE__EMBEDDED_DATA_DIR": str(data_dir)}
+    first = sla_monitor("migrate", env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "applied: [1]" in first.stdout
+    assert (data_dir / "PG_VERSION").exists()
+    again = sla_monitor("migrate", env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "applied: none" in again.stdout
