@@ -13,12 +13,13 @@ from typing import Any
 import asyncpg
 import structlog
 
-from sla_monitor.config import Settings
+from sla_monitor.config import ConfigError, Settings, load_settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.http import start_http
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
+from sla_monitor.systemd import Notifier
 from sla_monitor.tracker import Tracker
 
 log = structlog.get_logger("sla_monitor.app")
@@ -106,14 +107,67 @@ async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:
     return False
 
 
-async def serve(settings: Settings, extra_tasks: tuple[Any, ...] = ()) -> None:
-    """Runs the daemon and its HTTP server until SIGTERM or SIGINT."""
+def reload_policies(daemon: Daemon, config: str | None) -> bool:
+    """SIGHUP: re-reads the configuration and applies its policies; a bad file changes nothing.
+
+    Only policies, statuses and priorities take effect; other settings need a restart.
+    """
+    try:
+        settings = load_settings(config)
+    except ConfigError as error:
+        daemon.metrics.config_reload_successful.set(0)
+        log.error("reload_failed", error=str(error), kept="previous configuration")
+        return False
+    daemon.reload(settings.policy_set())
+    daemon.metrics.config_reload_successful.set(1)
+    return True
+
+
+class _SystemdHeartbeat:
+    """READY=1 after the first good poll, STATUS lines, and WATCHDOG=1 from the main loop."""
+
+    def __init__(self, daemon: Daemon, notifier: Notifier) -> None:
+        self._daemon = daemon
+        self._notifier = notifier
+        self._ready_sent = False
+        self._status = ""
+
+    def __call__(self) -> None:
+        daemon = self._daemon
+        fields = {"watchdog": "1"}
+        if daemon.ready and not self._ready_sent:
+            fields["ready"] = "1"
+            self._ready_sent = True
+        status = (
+            f"tracking {len(daemon.tracker)} open tickets"
+            if daemon.ready
+            else f"source unavailable: {daemon.last_error or 'starting'}"
+        )
+        if status != self._status:
+            fields["status"] = status
+            self._status = status
+        self._notifier.notify(**fields)
+
+
+async def serve(
+    settings: Settings,
+    extra_tasks: tuple[Any, ...] = (),
+    config: str | None = None,
+    reload: bool = True,
+) -> None:
+    """Runs the daemon and its HTTP server until SIGTERM or SIGINT; SIGHUP reloads policies."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    notifier = Notifier()
     async with open_pools(settings) as (store_pool, source_pool):
         daemon = build_daemon(settings, store_pool, source_pool)
+        watchdog = notifier.watchdog_interval()
+        daemon.heartbeat = _SystemdHeartbeat(daemon, notifier)
+        daemon.heartbeat_interval = watchdog if watchdog is not None else 1.0
+        if reload:
+            loop.add_signal_handler(signal.SIGHUP, reload_policies, daemon, config)
         runner = await start_http(daemon, settings.daemon.listen_host, settings.daemon.listen_port)
         log.info("listening", host=settings.daemon.listen_host, port=settings.daemon.listen_port)
         tasks = [asyncio.create_task(coroutine) for coroutine in extra_tasks]
@@ -121,6 +175,7 @@ async def serve(settings: Settings, extra_tasks: tuple[Any, ...] = ()) -> None:
             if await migrate_until_ready(daemon, stop):
                 poller = asyncio.create_task(daemon.run())
                 await stop.wait()
+                notifier.notify(stopping="1", status="stopping")
                 daemon.stop()
                 await asyncio.wait_for(poller, timeout=settings.daemon.shutdown_timeout)
         finally:

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from sla_monitor.app import serve
 
-            asyncio.run(serve(settings))
+            asyncio.run(serve(settings, config=args.config))
         elif args.command == "migrate":
             return asyncio.run(_migrate(settings))
         elif args.command == "evaluate":
@@ -177,7 +177,7 @@ async def _demo(settings: Settings, data_dir: Path, seed: int) -> None:
             "(Ctrl-C stops)",
             file=sys.stderr,
         )
-        await serve(settings, extra_tasks=(TicketGenerator(dsn, seed=seed).run(),))
+        await serve(settings, extra_tasks=(TicketGenerator(dsn, seed=seed).run(),), config=None)
     finally:
         server.cleanup()
 

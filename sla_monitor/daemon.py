@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
-from sla_monitor.engine import Clock, TicketEvaluation
+from sla_monitor.engine import Clock, PolicySet, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError, validate_ticket
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources import BadRow, Batch, Source, SourceError
@@ -52,6 +52,8 @@ class Daemon:
         watermark_lag: float = 30.0,
         backfill: float = 0.0,
         clock: Callable[[], datetime] = utcnow,
+        heartbeat: Callable[[], None] | None = None,
+        heartbeat_interval: float = 1.0,
     ) -> None:
         self.source = source
         self.store = store
@@ -61,6 +63,9 @@ class Daemon:
         self.watermark_lag = timedelta(seconds=watermark_lag)
         self.backfill = timedelta(seconds=backfill)
         self.clock = clock
+        # Called after every cycle and at least every heartbeat_interval: the systemd watchdog.
+        self.heartbeat = heartbeat
+        self.heartbeat_interval = heartbeat_interval
         self.watermark: datetime | None = None
         self.synced = False
         self.ready = False
@@ -85,10 +90,14 @@ class Daemon:
         """Polls until stopped, waking early for due deadlines."""
         while not self._stop.is_set():
             await self.cycle()
+            if self.heartbeat is not None:
+                self.heartbeat()
             wait = self._next_poll - time.monotonic()
             due = self.tracker.next_due()
             if due is not None:
                 wait = min(wait, (due - self.clock()).total_seconds())
+            if self.heartbeat is not None:
+                wait = min(wait, self.heartbeat_interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, wait))
 
@@ -147,6 +156,13 @@ class Daemon:
         if evaluations:
             self._absorb_evaluations(evaluations)
             await self._flush(None)
+
+    def reload(self, policies: PolicySet) -> None:
+        """Applies new policies to every tracked ticket; outcomes are recorded next cycle."""
+        self.tracker.policies = policies
+        self._absorb(Batch(tickets=self.tracker.tickets()))
+        self.metrics.tracked_tickets.set(len(self.tracker))
+        log.info("policies_reloaded", tracked=len(self.tracker))
 
     async def _initial_sync(self) -> None:
         stored = await self.store.load_watermark()

@@ -146,5 +146,11 @@ class Metrics:
         self.poll_errors = Counter(
             "sla_monitor_poll_errors", "Poll cycles that failed, by kind.", ["kind"], registry=r
         )
+        self.config_reload_successful = Gauge(
+            "sla_monitor_config_last_reload_successful",
+            "1 when the last configuration reload (SIGHUP) succeeded.",
+            registry=r,
+        )
+        self.config_reload_successful.set(1)
         build = Gauge("sla_monitor_build_info", "Version of sla-monitor.", ["version"], registry=r)
         build.labels(__version__).set(1)

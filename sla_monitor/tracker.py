@@ -53,6 +53,9 @@ class Tracker:
         tracked = self._tracked.get(ticket_id)
         return None if tracked is None else tracked.evaluation
 
+    def tickets(self) -> list[Ticket]:
+        return [tracked.ticket for tracked in self._tracked.values()]
+
     def evaluations(self) -> list[TicketEvaluation]:
         return [tracked.evaluation for tracked in self._tracked.values()]
 
