@@ -45,6 +45,7 @@ class ClockStatus:
 
     ``deadline`` is when the target is (or was) reached; None while paused before reaching it
     and for a clock that stopped within target. ``remaining_seconds`` is negative once over.
+    ``overdue_at`` is when the policy's overdue share of the target (default 2x) is reached.
     """
 
     clock: Clock
@@ -58,6 +59,8 @@ class ClockStatus:
     started_at: datetime
     stopped_at: datetime | None
     running: bool
+    overdue_at: datetime | None = None
+    overdue: bool = False
 
     @property
     def stopped(self) -> bool:
@@ -104,10 +107,10 @@ class TicketEvaluation:
             moment
             for status in self.clocks.values()
             if status.running
-            for moment in (status.at_risk_at, status.deadline)
-            if moment is not None and status.state in (ClockState.OK, ClockState.AT_RISK)
+            for moment in (status.at_risk_at, status.deadline, status.overdue_at)
+            if moment is not None and moment > self.evaluated_at
         ]
-        return min((m for m in candidates if m > self.evaluated_at), default=None)
+        return min(candidates, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +300,8 @@ def _clock_status(
         started_at=start,
         stopped_at=None if stop is None else min(stop, now),
         running=running,
+        overdue_at=None if state is ClockState.MET else when(target * policy.overdue_ratio),
+        overdue=elapsed >= target * policy.overdue_ratio,
     )
 
 

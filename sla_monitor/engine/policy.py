@@ -19,6 +19,7 @@ class Policy:
     resolution_seconds: float | None = 24 * HOUR
     update_interval_seconds: float | None = 4 * HOUR
     at_risk_ratio: float = 0.75
+    overdue_ratio: float = 2.0  # escalates to a manager at twice the target by default
     calendar: Calendar = field(default_factory=ContinuousCalendar)
 
     def target(self, clock: Clock) -> float | None:
