@@ -17,9 +17,15 @@ from sla_monitor.config import ConfigError, Settings, load_settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.http import start_http
 from sla_monitor.metrics import Metrics
+from sla_monitor.notifiers import Notifier
+from sla_monitor.notifiers.alertmanager import AlertmanagerNotifier
+from sla_monitor.notifiers.pagerduty import PagerDutyNotifier
+from sla_monitor.notifiers.slack import SlackNotifier
+from sla_monitor.notifiers.webhook import WebhookNotifier
+from sla_monitor.outbox import OutboxSender
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
-from sla_monitor.systemd import Notifier
+from sla_monitor.systemd import Notifier as SystemdNotifier
 from sla_monitor.tracker import Tracker
 
 log = structlog.get_logger("sla_monitor.app")
@@ -64,6 +70,42 @@ async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, as
             server.cleanup()
 
 
+def build_notifiers(settings: Settings) -> dict[str, Notifier]:
+    """The configured channels that some escalation level uses."""
+    channels = settings.escalation.channels
+    used = {channel for level in settings.escalation.levels for channel in level.channels}
+    notifiers: dict[str, Notifier] = {}
+    if "alertmanager" in used and channels.alertmanager is not None:
+        notifiers["alertmanager"] = AlertmanagerNotifier(
+            channels.alertmanager.url, channels.alertmanager.resend_interval
+        )
+    if "pagerduty" in used and channels.pagerduty is not None:
+        notifiers["pagerduty"] = PagerDutyNotifier(
+            channels.pagerduty.url, channels.pagerduty.routing_key.get_secret_value()
+        )
+    if "slack" in used and channels.slack is not None:
+        notifiers["slack"] = SlackNotifier(channels.slack.webhook_url.get_secret_value())
+    if "webhook" in used and channels.webhook is not None:
+        notifiers["webhook"] = WebhookNotifier(
+            channels.webhook.url, channels.webhook.secret.get_secret_value()
+        )
+    return notifiers
+
+
+def build_sender(settings: Settings, daemon: Daemon, pool: asyncpg.Pool) -> OutboxSender:
+    sender = OutboxSender(
+        pool,
+        settings.database.schema_name,
+        build_notifiers(settings),
+        daemon.metrics,
+        timeout=settings.escalation.timeout,
+        retry_initial=settings.escalation.retry_initial,
+        retry_max=settings.escalation.retry_max,
+    )
+    daemon.on_outbox = sender.wakeup.set
+    return sender
+
+
 def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyncpg.Pool) -> Daemon:
     policies = settings.policy_set()
     tracker = Tracker(policies)
@@ -86,6 +128,8 @@ def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyn
         poll_interval=settings.daemon.poll_interval,
         watermark_lag=settings.source.watermark_lag,
         backfill=settings.source.backfill,
+        escalation_levels=settings.escalation_levels(),
+        ticket_url=settings.escalation.ticket_url,
     )
 
 
@@ -126,7 +170,7 @@ def reload_policies(daemon: Daemon, config: str | None) -> bool:
 class _SystemdHeartbeat:
     """READY=1 after the first good poll, STATUS lines, and WATCHDOG=1 from the main loop."""
 
-    def __init__(self, daemon: Daemon, notifier: Notifier) -> None:
+    def __init__(self, daemon: Daemon, notifier: SystemdNotifier) -> None:
         self._daemon = daemon
         self._notifier = notifier
         self._ready_sent = False
@@ -160,7 +204,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    notifier = Notifier()
+    notifier = SystemdNotifier()
     async with open_pools(settings) as (store_pool, source_pool):
         daemon = build_daemon(settings, store_pool, source_pool)
         watchdog = notifier.watchdog_interval()
@@ -174,10 +218,21 @@ async def serve(
         try:
             if await migrate_until_ready(daemon, stop):
                 poller = asyncio.create_task(daemon.run())
+                sender = build_sender(settings, daemon, store_pool)
+                alertmanager = settings.escalation.channels.alertmanager
+                resend = alertmanager.resend_interval if alertmanager is not None else None
+                delivery = asyncio.create_task(sender.run(resend))
                 await stop.wait()
                 notifier.notify(stopping="1", status="stopping")
                 daemon.stop()
-                await asyncio.wait_for(poller, timeout=settings.daemon.shutdown_timeout)
+                sender.stop()
+                try:
+                    await asyncio.wait_for(
+                        asyncio.gather(poller, delivery),
+                        timeout=settings.daemon.shutdown_timeout,
+                    )
+                finally:
+                    await sender.close()
         finally:
             for task in tasks:
                 task.cancel()

@@ -26,6 +26,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from sla_monitor.engine import Policy, PolicyRule, PolicySet, StatusMap
 from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
+from sla_monitor.engine.escalation import EscalationLevel, Trigger
+from sla_monitor.engine.model import Clock
 
 DEFAULT_CONFIG_PATH = Path("/etc/sla-monitor/sla-monitor.toml")
 EX_CONFIG = 78
@@ -153,7 +155,94 @@ class PolicySettings(_Section):
     resolution: OptionalDuration = 86400.0
     update_interval: OptionalDuration = 4 * 3600.0
     at_risk_ratio: float = Field(default=0.75, gt=0, lt=1)
+    overdue_ratio: float = Field(default=2.0, gt=1)
     calendar: str = "24x7"
+
+
+class EscalationLevelSettings(_Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    when: Literal["at_risk", "breached", "overdue"]
+    channels: list[str] = Field(min_length=1)
+    clocks: list[Literal["first_response", "resolution", "update"]] = [
+        "first_response",
+        "resolution",
+    ]
+    severity: str = "warning"
+    team: str = "support"
+
+
+def _default_levels() -> list[EscalationLevelSettings]:
+    return [
+        EscalationLevelSettings(
+            name="team", when="at_risk", channels=["alertmanager"], severity="warning"
+        ),
+        EscalationLevelSettings(
+            name="oncall", when="breached", channels=["alertmanager"], severity="critical"
+        ),
+        EscalationLevelSettings(
+            name="manager",
+            when="overdue",
+            channels=["alertmanager"],
+            severity="critical",
+            team="management",
+        ),
+    ]
+
+
+class AlertmanagerSettings(_Section):
+    url: str = "http://127.0.0.1:9093"
+    resend_interval: Duration = 60.0  # alerts are re-sent so they never expire while active
+
+
+class PagerDutySettings(_Section):
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+    routing_key: SecretStr
+
+
+class SlackSettings(_Section):
+    webhook_url: SecretStr
+
+
+class WebhookSettings(_Section):
+    url: str
+    secret: SecretStr  # signs every body with HMAC-SHA256
+
+
+class ChannelSettings(_Section):
+    alertmanager: AlertmanagerSettings | None = AlertmanagerSettings()
+    pagerduty: PagerDutySettings | None = None
+    slack: SlackSettings | None = None
+    webhook: WebhookSettings | None = None
+
+
+class EscalationSettings(_Section):
+    enabled: bool = False
+    # Where a person opens the ticket; {ticket_id} is replaced.
+    ticket_url: str = "http://helpdesk.example/ticket/{ticket_id}"
+    levels: list[EscalationLevelSettings] = Field(default_factory=_default_levels)
+    channels: ChannelSettings = ChannelSettings()
+    timeout: Duration = 10.0  # per delivery attempt
+    retry_initial: Duration = 1.0
+    retry_max: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _channels_configured(self) -> EscalationSettings:
+        names = [level.name for level in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"levels: names must be unique, got {names}")
+        for level in self.levels:
+            for channel in level.channels:
+                if channel not in ChannelSettings.model_fields:
+                    raise ValueError(
+                        f"levels.{level.name}.channels: unknown channel {channel!r} "
+                        f"(known: {', '.join(ChannelSettings.model_fields)})"
+                    )
+                if getattr(self.channels, channel) is None:
+                    raise ValueError(
+                        f"levels.{level.name}.channels: channel {channel!r} is used but "
+                        f"[escalation.channels.{channel}] is not configured"
+                    )
+        return self
 
 
 class Settings(BaseSettings):
@@ -169,6 +258,7 @@ class Settings(BaseSettings):
     statuses: StatusSettings = StatusSettings()
     priorities: list[str] = ["urgent", "high", "normal", "low"]
     policies: dict[str, PolicySettings] = {"default": PolicySettings()}
+    escalation: EscalationSettings = EscalationSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -205,6 +295,21 @@ class Settings(BaseSettings):
                     )
         return self
 
+    def escalation_levels(self) -> tuple[EscalationLevel, ...]:
+        """The engine's escalation levels, or none when escalation is disabled."""
+        if not self.escalation.enabled:
+            return ()
+        return tuple(
+            EscalationLevel(
+                name=level.name,
+                trigger=Trigger(level.when),
+                channels=tuple(level.channels),
+                clocks=frozenset(Clock(c) for c in level.clocks),
+                labels={"severity": level.severity, "team": level.team},
+            )
+            for level in self.escalation.levels
+        )
+
     def policy_set(self) -> PolicySet:
         """The engine's view of the policies: rules in file order, 'default' as fallback."""
         calendars: dict[str, Calendar] = {"24x7": ContinuousCalendar()}
@@ -216,6 +321,7 @@ class Settings(BaseSettings):
                 resolution_seconds=policy.resolution,
                 update_interval_seconds=policy.update_interval,
                 at_risk_ratio=policy.at_risk_ratio,
+                overdue_ratio=policy.overdue_ratio,
                 calendar=calendars[policy.calendar],
             )
 

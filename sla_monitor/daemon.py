@@ -16,11 +16,19 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
+from sla_monitor.alerts import escalation_row
 from sla_monitor.engine import Clock, PolicySet, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError, validate_ticket
+from sla_monitor.engine.escalation import EscalationLevel, active_escalations
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources import BadRow, Batch, Source, SourceError
-from sla_monitor.store import NewlyRecorded, StateStore, TicketOutcomes
+from sla_monitor.store import (
+    EscalationRow,
+    EscalationState,
+    NewlyRecorded,
+    StateStore,
+    TicketOutcomes,
+)
 from sla_monitor.tracker import Tracker
 
 log = structlog.get_logger("sla_monitor.daemon")
@@ -54,6 +62,9 @@ class Daemon:
         clock: Callable[[], datetime] = utcnow,
         heartbeat: Callable[[], None] | None = None,
         heartbeat_interval: float = 1.0,
+        escalation_levels: tuple[EscalationLevel, ...] = (),
+        ticket_url: str = "",
+        on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -74,6 +85,11 @@ class Daemon:
         self._next_poll = 0.0  # time.monotonic() of the next poll; 0 polls at once
         self._failures = 0
         self._pending: dict[str, TicketOutcomes] = {}
+        self.escalation_levels = escalation_levels
+        self.ticket_url = ticket_url
+        self.on_outbox = on_outbox  # wakes the outbox sender after new rows are committed
+        self._escalations_pending: dict[str, list[EscalationRow]] = {}
+        self._escalated: dict[str, frozenset[str]] = {}  # last committed active keys
         # Bad rows already reported, so the re-reads of the watermark lag count each once.
         self._bad: dict[str, str] = {}
 
@@ -200,6 +216,17 @@ class Daemon:
             outcomes = self.tracker.unrecorded(evaluation)
             if outcomes is not None:
                 self._pending[evaluation.ticket_id] = outcomes
+            if self.escalation_levels:
+                self._escalate(evaluation)
+
+    def _escalate(self, evaluation: TicketEvaluation) -> None:
+        rows = [
+            escalation_row(self.source.name, evaluation, escalation, self.ticket_url)
+            for escalation in active_escalations(evaluation, self.escalation_levels)
+        ]
+        keys = frozenset(row.dedup_key for row in rows)
+        if self._escalated.get(evaluation.ticket_id) != keys:
+            self._escalations_pending[evaluation.ticket_id] = rows
 
     def _bad_row(self, bad: BadRow) -> None:
         if bad.ticket_id is not None:
@@ -219,13 +246,28 @@ class Daemon:
     async def _flush(self, watermark: datetime | None) -> None:
         """Records pending outcomes (and the watermark) in one transaction, then counts them."""
         pending = list(self._pending.values())
-        if not pending and watermark is None:
+        escalations = dict(self._escalations_pending)
+        if not pending and not escalations and watermark is None:
             return
-        new = await self.store.record(pending, watermark)
+        state = EscalationState(
+            tickets=list(escalations),
+            active=[row for rows in escalations.values() for row in rows],
+        )
+        new = await self.store.record(pending, watermark, state)
         self._pending.clear()
+        self._escalations_pending.clear()
         for outcomes in pending:
             self.tracker.mark_recorded(outcomes)
+        for ticket_id, rows in escalations.items():
+            if ticket_id in self.tracker:
+                self._escalated[ticket_id] = frozenset(row.dedup_key for row in rows)
+            else:
+                self._escalated.pop(ticket_id, None)
         self._count(new)
+        if new.outbox:
+            log.info("escalations_recorded", outbox=len(new.outbox))
+            if self.on_outbox is not None:
+                self.on_outbox()
 
     def _count(self, new: NewlyRecorded) -> None:
         for row in new.breaches:

@@ -146,6 +146,21 @@ class Metrics:
         self.poll_errors = Counter(
             "sla_monitor_poll_errors", "Poll cycles that failed, by kind.", ["kind"], registry=r
         )
+        self.escalations = Counter(
+            "sla_monitor_escalations",
+            "Escalation deliveries (triggers and resolves) by level, channel and result "
+            "(delivered, or failed and retried).",
+            ["level", "channel", "result"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "sla_monitor_outbox_pending", "Outbox messages not yet delivered.", registry=r
+        )
+        self.outbox_oldest_age = Gauge(
+            "sla_monitor_outbox_oldest_pending_age_seconds",
+            "Age of the oldest undelivered outbox message (0 when none).",
+            registry=r,
+        )
         self.config_reload_successful = Gauge(
             "sla_monitor_config_last_reload_successful",
             "1 when the last configuration reload (SIGHUP) succeeded.",

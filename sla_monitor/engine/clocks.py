@@ -99,6 +99,7 @@ class TicketEvaluation:
     completions: tuple[Completion, ...]
     breaches: tuple[Breach, ...]
     evaluated_at: datetime
+    subject: str = ""
 
     @property
     def next_transition(self) -> datetime | None:
@@ -230,6 +231,7 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
         completions=tuple(completions),
         breaches=tuple(breaches),
         evaluated_at=now,
+        subject=ticket.subject,
     )
 
 

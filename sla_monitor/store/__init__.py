@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -48,6 +49,35 @@ RETURNING ticket_id, clock, window_key, met, elapsed_seconds, priority, queue
 """
 
 
+_RESOLVE_ESCALATIONS = """
+WITH resolved AS (
+    UPDATE {schema}.escalations SET resolved_at = now()
+    WHERE source = $1 AND ticket_id = ANY($2::text[]) AND resolved_at IS NULL
+      AND dedup_key <> ALL($3::text[])
+    RETURNING dedup_key, channels, alert
+)
+INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
+SELECT dedup_key, 'resolve', unnest(channels), alert FROM resolved
+ON CONFLICT DO NOTHING
+RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
+"""
+
+_TRIGGER_ESCALATIONS = """
+WITH inserted AS (
+    INSERT INTO {schema}.escalations (dedup_key, source, ticket_id, clock, level, channels, alert)
+    SELECT key, $1, ticket, clock, level, string_to_array(channels, ','), alert
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
+        AS wanted (key, ticket, clock, level, channels, alert)
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING dedup_key, channels, alert
+)
+INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
+SELECT dedup_key, 'trigger', unnest(channels), alert FROM inserted
+ON CONFLICT DO NOTHING
+RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class TicketOutcomes:
     """A ticket's breaches and completions as the engine found them, for recording."""
@@ -60,11 +90,32 @@ class TicketOutcomes:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationRow:
+    """An escalation the engine calls for, with the alert the channels will be sent."""
+
+    dedup_key: str
+    ticket_id: str
+    clock: str
+    level: str
+    channels: tuple[str, ...]
+    alert: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationState:
+    """Every escalation active for ``tickets`` after this cycle; others on them resolve."""
+
+    tickets: list[str]
+    active: list[EscalationRow]
+
+
+@dataclass(frozen=True, slots=True)
 class NewlyRecorded:
     """Rows the store had not seen before: exactly these move the counters."""
 
     breaches: list[asyncpg.Record]
     completions: list[asyncpg.Record]
+    outbox: list[asyncpg.Record] = field(default_factory=list)
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -124,9 +175,13 @@ class StateStore:
         return value
 
     async def record(
-        self, outcomes: list[TicketOutcomes], watermark: datetime | None
+        self,
+        outcomes: list[TicketOutcomes],
+        watermark: datetime | None,
+        escalations: EscalationState | None = None,
     ) -> NewlyRecorded:
-        """Records breaches and completions and moves the watermark, in one transaction."""
+        """Records breaches, completions and escalations (with their outbox rows) and moves
+        the watermark, in one transaction."""
         breach_rows = [
             (o.ticket_id, b.clock.value, b.key, b.breached_at, o.priority, o.queue)
             for o in outcomes
@@ -149,9 +204,33 @@ class StateStore:
         async with self._pool.acquire() as conn, conn.transaction():
             breaches = await self._insert(conn, _RECORD_BREACHES, breach_rows)
             completions = await self._insert(conn, _RECORD_COMPLETIONS, completion_rows)
+            outbox = [] if escalations is None else await self._escalate(conn, escalations)
             if watermark is not None:
                 await conn.execute(self._sql(_SAVE_WATERMARK), self._source, watermark)
-        return NewlyRecorded(breaches=list(breaches), completions=list(completions))
+        return NewlyRecorded(list(breaches), list(completions), outbox)
+
+    async def _escalate(
+        self, conn: asyncpg.Connection, state: EscalationState
+    ) -> list[asyncpg.Record]:
+        if not state.tickets:
+            return []
+        keys = [row.dedup_key for row in state.active]
+        resolved: list[asyncpg.Record] = await conn.fetch(
+            self._sql(_RESOLVE_ESCALATIONS), self._source, state.tickets, keys
+        )
+        if not state.active:
+            return resolved
+        triggered: list[asyncpg.Record] = await conn.fetch(
+            self._sql(_TRIGGER_ESCALATIONS),
+            self._source,
+            keys,
+            [row.ticket_id for row in state.active],
+            [row.clock for row in state.active],
+            [row.level for row in state.active],
+            [",".join(row.channels) for row in state.active],
+            [json.dumps(row.alert) for row in state.active],
+        )
+        return resolved + triggered
 
     async def _insert(
         self, conn: asyncpg.Connection, template: str, rows: list[tuple[Any, ...]]

@@ -38,7 +38,7 @@ def open_gauge(
 
 async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
     daemon = make_daemon(pool, FakeClock())
-    assert await daemon.store.migrate() == [1]
+    assert await daemon.store.migrate() == [1, 2]
     assert await daemon.store.migrate() == []
     async with pool.acquire() as conn:
         tables = {
@@ -48,7 +48,8 @@ async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
                 "WHERE table_schema = 'sla_monitor'"
             )
         }
-    assert tables == {"schema_migrations", "watermarks", "breaches", "completions"}
+    assert tables == {"schema_migrations", "watermarks", "breaches", "completions",
+                      "escalations", "outbox"}
 
 
 async def test_open_tickets_are_gauged_by_clock_and_state(pool, helpdesk) -> None:

@@ -1,0 +1,29 @@
+"""Slack incoming webhook: one message when an escalation triggers, one when it resolves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from sla_monitor.notifiers import post_json
+
+
+class SlackNotifier:
+    name = "slack"
+
+    def __init__(self, webhook_url: str) -> None:
+        self._url = webhook_url
+
+    async def deliver(
+        self, session: aiohttp.ClientSession, action: str, alert: dict[str, Any]
+    ) -> None:
+        annotations = alert["annotations"]
+        icon = ":rotating_light:" if action == "trigger" else ":white_check_mark:"
+        state = "" if action == "trigger" else "Resolved: "
+        link = annotations.get("ticket_url")
+        text = f"{icon} {state}{annotations['summary']}" + (
+            f" <{link}|open ticket>" if link else ""
+        )
+        await post_json(session, self._url, json.dumps({"text": text}).encode())
