@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sla_monitor.engine.calendar import Calendar
 from sla_monitor.engine.model import (
@@ -28,6 +28,9 @@ from sla_monitor.engine.model import (
     TicketEvent,
 )
 from sla_monitor.engine.policy import Policy, PolicySet
+
+# The finest step of a datetime: a clock is breached one step after its deadline.
+_RESOLUTION = timedelta(microseconds=1)
 
 
 class TicketError(ValueError):
@@ -108,7 +111,12 @@ class TicketEvaluation:
             moment
             for status in self.clocks.values()
             if status.running
-            for moment in (status.at_risk_at, status.deadline, status.overdue_at)
+            for moment in (
+                status.at_risk_at,
+                # Met at the deadline itself, breached strictly after it.
+                None if status.deadline is None else status.deadline + _RESOLUTION,
+                status.overdue_at,
+            )
             if moment is not None and moment > self.evaluated_at
         ]
         return min(candidates, default=None)

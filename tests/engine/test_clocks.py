@@ -274,7 +274,9 @@ def test_next_transition_is_the_earliest_future_at_risk_or_deadline():
     evaluation = evaluate_ticket(ticket(), POLICIES, at(10))
     assert evaluation.next_transition == at(45)
     evaluation = evaluate_ticket(ticket(), POLICIES, at(50))
-    assert evaluation.next_transition == at(60)
+    assert evaluation.next_transition == at(60) + timedelta(microseconds=1)
+    breached = evaluate_ticket(ticket(), POLICIES, evaluation.next_transition)
+    assert breached.clocks[Clock.FIRST_RESPONSE].state is ClockState.BREACHED
 
 
 def test_category_reflects_current_status():

@@ -116,6 +116,8 @@ def make_daemon(
         poll_interval=1.0,
         backfill=24 * 3600.0,
         clock=clock,
+        escalation_levels=settings.escalation_levels(),
+        ticket_url=settings.escalation.ticket_url,
     )
 
 

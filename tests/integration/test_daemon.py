@@ -48,8 +48,14 @@ async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
                 "WHERE table_schema = 'sla_monitor'"
             )
         }
-    assert tables == {"schema_migrations", "watermarks", "breaches", "completions",
-                      "escalations", "outbox"}
+    assert tables == {
+        "schema_migrations",
+        "watermarks",
+        "breaches",
+        "completions",
+        "escalations",
+        "outbox",
+    }
 
 
 async def test_open_tickets_are_gauged_by_clock_and_state(pool, helpdesk) -> None:
