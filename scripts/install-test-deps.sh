@@ -18,10 +18,10 @@ apt_install() {
     if ((${#missing[@]})); then
         # A fresh machine has no package lists yet: on a failed install, update and retry.
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}" 2>/dev/null || {
-            apt-get update -qq
+            -o DPkg::Lock::Timeout=600 "${missing[@]}" 2>/dev/null || {
+            apt-get update -qq -o DPkg::Lock::Timeout=600
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                "${missing[@]}"
+                -o DPkg::Lock::Timeout=600 "${missing[@]}"
         }
     fi
 }

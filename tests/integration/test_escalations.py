@@ -261,7 +261,7 @@ async def test_a_channel_down_for_a_while_gets_everything_once_back(pool, helpde
 
 
 async def test_escalation_fires_at_the_deadline_without_a_poll(pool, helpdesk, peer) -> None:
-    fake, server = peer
+    _, server = peer
     await helpdesk.ticket(created=0)
     settings = escalation_settings(
         {"pagerduty": {"url": f"{server.url}/pagerduty", "routing_key": "k"}}, ["pagerduty"]

@@ -1,0 +1,2 @@
+# Sourced by scripts/install-test-deps.sh: the real Alertmanager the escalation tests talk to.
+apt_install prometheus-alertmanager
