@@ -15,10 +15,12 @@ import structlog
 
 from sla_monitor.config import ConfigError, Settings, load_settings
 from sla_monitor.daemon import Daemon
+from sla_monitor.engine.updates import QuietHours
 from sla_monitor.http import start_http
 from sla_monitor.metrics import Metrics
 from sla_monitor.notifiers import Notifier
 from sla_monitor.notifiers.alertmanager import AlertmanagerNotifier
+from sla_monitor.notifiers.helpdesk_sql import HelpdeskSqlUpdater
 from sla_monitor.notifiers.pagerduty import PagerDutyNotifier
 from sla_monitor.notifiers.slack import SlackNotifier
 from sla_monitor.notifiers.webhook import WebhookNotifier
@@ -26,7 +28,9 @@ from sla_monitor.outbox import OutboxSender
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
 from sla_monitor.systemd import Notifier as SystemdNotifier
+from sla_monitor.templates import UpdateTemplates
 from sla_monitor.tracker import Tracker
+from sla_monitor.updates import UpdatePlanner
 
 log = structlog.get_logger("sla_monitor.app")
 
@@ -92,11 +96,42 @@ def build_notifiers(settings: Settings) -> dict[str, Notifier]:
     return notifiers
 
 
-def build_sender(settings: Settings, daemon: Daemon, pool: asyncpg.Pool) -> OutboxSender:
+def update_channel(settings: Settings) -> str:
+    return "helpdesk" if settings.updates.delivery == "sql" else "update_webhook"
+
+
+def build_update_planner(settings: Settings) -> UpdatePlanner | None:
+    updates = settings.updates
+    if not updates.enabled or updates.mode != "post":
+        return None
+    return UpdatePlanner(
+        templates=UpdateTemplates(updates.templates_dir, updates.default_language),
+        min_ticket_age=updates.min_ticket_age,
+        quiet_hours=None if updates.quiet_hours is None else QuietHours.parse(updates.quiet_hours),
+        default_timezone=updates.default_timezone,
+        max_per_day=updates.max_per_day,
+        channel=update_channel(settings),
+    )
+
+
+def build_sender(
+    settings: Settings, daemon: Daemon, pool: asyncpg.Pool, source_pool: asyncpg.Pool | None = None
+) -> OutboxSender:
+    notifiers = build_notifiers(settings)
+    updates = settings.updates
+    if updates.enabled and updates.mode == "post":
+        if updates.delivery == "sql":
+            notifiers["helpdesk"] = HelpdeskSqlUpdater(
+                source_pool or pool, updates.insert_query, updates.author
+            )
+        elif updates.webhook_url and updates.webhook_secret:
+            notifiers["update_webhook"] = WebhookNotifier(
+                updates.webhook_url, updates.webhook_secret.get_secret_value()
+            )
     sender = OutboxSender(
         pool,
         settings.database.schema_name,
-        build_notifiers(settings),
+        notifiers,
         daemon.metrics,
         timeout=settings.escalation.timeout,
         retry_initial=settings.escalation.retry_initial,
@@ -130,6 +165,7 @@ def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyn
         backfill=settings.source.backfill,
         escalation_levels=settings.escalation_levels(),
         ticket_url=settings.escalation.ticket_url,
+        updates=build_update_planner(settings),
     )
 
 
@@ -218,7 +254,7 @@ async def serve(
         try:
             if await migrate_until_ready(daemon, stop):
                 poller = asyncio.create_task(daemon.run())
-                sender = build_sender(settings, daemon, store_pool)
+                sender = build_sender(settings, daemon, store_pool, source_pool)
                 alertmanager = settings.escalation.channels.alertmanager
                 resend = alertmanager.resend_interval if alertmanager is not None else None
                 delivery = asyncio.create_task(sender.run(resend))

@@ -11,6 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -28,6 +29,8 @@ from sla_monitor.engine import Policy, PolicyRule, PolicySet, StatusMap
 from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
 from sla_monitor.engine.escalation import EscalationLevel, Trigger
 from sla_monitor.engine.model import Clock
+from sla_monitor.engine.updates import QuietHours
+from sla_monitor.templates import TemplateProblem, UpdateTemplates
 
 DEFAULT_CONFIG_PATH = Path("/etc/sla-monitor/sla-monitor.toml")
 EX_CONFIG = 78
@@ -111,13 +114,15 @@ class SourceSettings(_Section):
     # Where a first start begins reading changes (tickets already open are read in full).
     backfill: Duration = 0.0
     changed_tickets_query: str = (
-        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject\n"
+        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject,\n"
+        "       requester_language AS language, requester_timezone AS timezone\n"
         "FROM helpdesk.tickets\n"
         "WHERE updated_at > $1::timestamptz\n"
         "ORDER BY updated_at"
     )
     open_tickets_query: str = (
-        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject\n"
+        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject,\n"
+        "       requester_language AS language, requester_timezone AS timezone\n"
         "FROM helpdesk.tickets\n"
         "WHERE status <> ALL($1::text[])"
     )
@@ -245,6 +250,60 @@ class EscalationSettings(_Section):
         return self
 
 
+class UpdateSettings(_Section):
+    """Progress updates to customers whose ticket takes long."""
+
+    enabled: bool = False
+    # post: write to the customer through the helpdesk; remind: escalate to staff instead.
+    mode: Literal["post", "remind"] = "post"
+    min_ticket_age: Duration = 3600.0  # no updates before the first-response target
+    quiet_hours: str | None = "22:00-08:00"  # in the customer's zone; None: any time
+    default_timezone: str = "UTC"
+    max_per_day: int = Field(default=3, ge=1)  # per ticket, over any 24 hours
+    templates_dir: Path = Path("config/templates")
+    default_language: str = "en"
+    author: str = "sla-monitor"
+    delivery: Literal["sql", "webhook"] = "sql"
+    # $1 ticket id, $2 message body, $3 idempotency key, $4 author. It must not post twice for
+    # the same key (e.g. a UNIQUE column with ON CONFLICT DO NOTHING).
+    insert_query: str = (
+        "INSERT INTO helpdesk.ticket_events (ticket_id, kind, author, body, idempotency_key)\n"
+        "VALUES ($1::text::bigint, 'automatic_update', $4, $2, $3)\n"
+        "ON CONFLICT (idempotency_key) DO NOTHING"
+    )
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    remind_channels: list[str] = ["alertmanager"]
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() not in {"", "off", "none"}:
+            QuietHours.parse(value)
+            return value
+        return None
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _delivery_complete(self) -> UpdateSettings:
+        if self.enabled and self.mode == "post":
+            if self.delivery == "webhook" and (not self.webhook_url or not self.webhook_secret):
+                raise ValueError("delivery 'webhook' needs webhook_url and webhook_secret")
+            try:
+                UpdateTemplates(self.templates_dir, self.default_language)
+            except TemplateProblem as error:
+                raise ValueError(f"templates: {error}") from None
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration as one typed object."""
 
@@ -259,6 +318,7 @@ class Settings(BaseSettings):
     priorities: list[str] = ["urgent", "high", "normal", "low"]
     policies: dict[str, PolicySettings] = {"default": PolicySettings()}
     escalation: EscalationSettings = EscalationSettings()
+    updates: UpdateSettings = UpdateSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -296,10 +356,22 @@ class Settings(BaseSettings):
         return self
 
     def escalation_levels(self) -> tuple[EscalationLevel, ...]:
-        """The engine's escalation levels, or none when escalation is disabled."""
+        """The engine's escalation levels (with the reminder level of ``updates.mode =
+        'remind'``), or none when both are off."""
+        remind: tuple[EscalationLevel, ...] = ()
+        if self.updates.enabled and self.updates.mode == "remind":
+            remind = (
+                EscalationLevel(
+                    name="update_owed",
+                    trigger=Trigger.BREACHED,
+                    channels=tuple(self.updates.remind_channels),
+                    clocks=frozenset({Clock.UPDATE}),
+                    labels={"severity": "warning", "team": "support"},
+                ),
+            )
         if not self.escalation.enabled:
-            return ()
-        return tuple(
+            return remind
+        return remind + tuple(
             EscalationLevel(
                 name=level.name,
                 trigger=Trigger(level.when),

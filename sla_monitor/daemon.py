@@ -26,10 +26,12 @@ from sla_monitor.store import (
     EscalationRow,
     EscalationState,
     NewlyRecorded,
+    OwedUpdateRow,
     StateStore,
     TicketOutcomes,
 )
 from sla_monitor.tracker import Tracker
+from sla_monitor.updates import UpdatePlanner
 
 log = structlog.get_logger("sla_monitor.daemon")
 
@@ -65,6 +67,7 @@ class Daemon:
         escalation_levels: tuple[EscalationLevel, ...] = (),
         ticket_url: str = "",
         on_outbox: Callable[[], None] | None = None,
+        updates: UpdatePlanner | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -90,6 +93,9 @@ class Daemon:
         self.on_outbox = on_outbox  # wakes the outbox sender after new rows are committed
         self._escalations_pending: dict[str, list[EscalationRow]] = {}
         self._escalated: dict[str, frozenset[str]] = {}  # last committed active keys
+        self.updates = updates
+        self._updates_pending: list[OwedUpdateRow] = []
+        self._updates_queued: dict[str, str] = {}  # ticket -> latest update key in the outbox
         # Bad rows already reported, so the re-reads of the watermark lag count each once.
         self._bad: dict[str, str] = {}
 
@@ -154,6 +160,7 @@ class Daemon:
             if batch.newest_change is not None:
                 newest = max(newest, batch.newest_change)
         self._absorb_evaluations(self.tracker.refresh_due(self.clock()))
+        self._plan_updates()
         await self._flush(newest)
         self.watermark = newest
         elapsed = time.perf_counter() - started
@@ -169,9 +176,9 @@ class Daemon:
     async def refresh_due(self) -> None:
         """Re-judges tickets whose deadline or at-risk instant has come, between polls."""
         evaluations = self.tracker.refresh_due(self.clock())
-        if evaluations:
-            self._absorb_evaluations(evaluations)
-            await self._flush(None)
+        self._absorb_evaluations(evaluations)
+        self._plan_updates()
+        await self._flush(None)
 
     def reload(self, policies: PolicySet) -> None:
         """Applies new policies to every tracked ticket; outcomes are recorded next cycle."""
@@ -228,6 +235,22 @@ class Daemon:
         if self._escalated.get(evaluation.ticket_id) != keys:
             self._escalations_pending[evaluation.ticket_id] = rows
 
+    def _plan_updates(self) -> None:
+        """Progress updates owed now to customers, for the next flush."""
+        if self.updates is None:
+            return
+        now = self.clock()
+        planned = []
+        for ticket_id in sorted(self.tracker.owing):
+            evaluation = self.tracker.evaluation(ticket_id)
+            ticket = self.tracker.ticket(ticket_id)
+            if evaluation is None or ticket is None:
+                continue
+            row = self.updates.plan(self.source.name, evaluation, ticket, now)
+            if row is not None and self._updates_queued.get(ticket_id) != row.idempotency_key:
+                planned.append(row)
+        self._updates_pending = planned
+
     def _bad_row(self, bad: BadRow) -> None:
         if bad.ticket_id is not None:
             if self._bad.get(bad.ticket_id) == bad.reason:
@@ -247,15 +270,30 @@ class Daemon:
         """Records pending outcomes (and the watermark) in one transaction, then counts them."""
         pending = list(self._pending.values())
         escalations = dict(self._escalations_pending)
-        if not pending and not escalations and watermark is None:
+        updates = self._updates_pending
+        if not pending and not escalations and not updates and watermark is None:
             return
         state = EscalationState(
             tickets=list(escalations),
             active=[row for rows in escalations.values() for row in rows],
         )
-        new = await self.store.record(pending, watermark, state)
+        new = await self.store.record(
+            pending,
+            watermark,
+            state,
+            None
+            if self.updates is None
+            else (updates, self.updates.max_per_day, self.updates.channel),
+        )
         self._pending.clear()
         self._escalations_pending.clear()
+        self._updates_pending = []
+        inserted = {r["dedup_key"] for r in new.outbox if r["action"] == "update"}
+        for row in updates:
+            if row.idempotency_key in inserted:  # a capped one is tried again next cycle
+                self._updates_queued[row.ticket_id] = row.idempotency_key
+        for ticket_id in [t for t in self._updates_queued if t not in self.tracker]:
+            del self._updates_queued[ticket_id]
         for outcomes in pending:
             self.tracker.mark_recorded(outcomes)
         for ticket_id, rows in escalations.items():

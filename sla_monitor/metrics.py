@@ -153,6 +153,12 @@ class Metrics:
             ["level", "channel", "result"],
             registry=r,
         )
+        self.customer_updates = Counter(
+            "sla_monitor_customer_updates",
+            "Progress update deliveries to customers by result (sent, failed and retried).",
+            ["result"],
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "sla_monitor_outbox_pending", "Outbox messages not yet delivered.", registry=r
         )

@@ -120,7 +120,7 @@ class OutboxSender:
             except DeliveryError as error:
                 delay = self.backoff(row["attempts"])
                 await conn.execute(self._sql(_RETRY), row["id"], str(error)[:500], delay)
-                self.metrics.escalations.labels(level, row["channel"], "failed").inc()
+                self._count(row["action"], level, row["channel"], "failed")
                 log.warning(
                     "delivery_failed",
                     channel=row["channel"],
@@ -132,11 +132,17 @@ class OutboxSender:
                 )
                 return True
             await conn.execute(self._sql(_DELIVERED), row["id"])
-        self.metrics.escalations.labels(level, row["channel"], "delivered").inc()
+        self._count(row["action"], level, row["channel"], "delivered")
         log.info(
             "delivered", channel=row["channel"], action=row["action"], dedup_key=row["dedup_key"]
         )
         return True
+
+    def _count(self, action: str, level: str, channel: str, result: str) -> None:
+        if action == "update":
+            self.metrics.customer_updates.labels("sent" if result == "delivered" else result).inc()
+        else:
+            self.metrics.escalations.labels(level, channel, result).inc()
 
     async def deliver_due(self, limit: int = 1000) -> int:
         count = 0

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sla_monitor.engine import (
     Clock,
+    ClockState,
     PolicySet,
     StatusCategory,
     Ticket,
@@ -41,6 +42,8 @@ class Tracker:
         self._tracked: dict[str, _Tracked] = {}
         self._timers: list[tuple[datetime, str]] = []
         self.counts: Counter[GaugeKey] = Counter()
+        # Open tickets whose update clock ran out: candidates for a progress update.
+        self.owing: set[str] = set()
         self.queues: set[str] = set()
 
     def __len__(self) -> int:
@@ -65,9 +68,13 @@ class Tracker:
         previous = self._tracked.get(ticket.ticket_id)
         if previous is not None:
             self._count(previous.evaluation, -1)
+        self.owing.discard(ticket.ticket_id)
         if evaluation.category is StatusCategory.RESOLVED:
             self._tracked.pop(ticket.ticket_id, None)
             return evaluation
+        update = evaluation.clocks.get(Clock.UPDATE)
+        if update is not None and update.state is ClockState.BREACHED and not update.stopped:
+            self.owing.add(ticket.ticket_id)
         tracked = _Tracked(ticket, evaluation, previous.recorded if previous else set())
         self._tracked[ticket.ticket_id] = tracked
         self._count(evaluation, +1)
@@ -112,7 +119,12 @@ class Tracker:
         tracked.recorded.update(_breach_key(b) for b in outcomes.breaches)
         tracked.recorded.update(_completion_key(c) for c in outcomes.completions)
 
+    def ticket(self, ticket_id: str) -> Ticket | None:
+        tracked = self._tracked.get(ticket_id)
+        return None if tracked is None else tracked.ticket
+
     def forget(self, ticket_id: str) -> None:
+        self.owing.discard(ticket_id)
         tracked = self._tracked.pop(ticket_id, None)
         if tracked is not None:
             self._count(tracked.evaluation, -1)

@@ -6,8 +6,8 @@ Rules (see shared/notes/semantics.md):
 - first_response runs from creation to the first public staff reply (or to the ticket being
   resolved without one).
 - resolution runs from creation and stops while the ticket is resolved; a re-open resumes it.
-- update runs from creation, and again from every public staff reply, while the ticket is not
-  resolved; each reply closes one window.
+- update runs from creation, and again from every public staff reply or automatic progress
+  update, while the ticket is not resolved; each closes one window.
 - The policy is the one for the ticket's current priority and queue, measured from creation;
   a clock that breached under an earlier priority stays breached.
 """
@@ -219,8 +219,11 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
         ),
     )
 
-    # One update window from creation and from every public reply; a reply closes a window.
-    starts = [seen.created_at, *replies]
+    # One update window from creation and from every reply or progress update.
+    news = [
+        e.at for e in seen.events if e.kind in (EventKind.PUBLIC_REPLY, EventKind.AUTOMATIC_UPDATE)
+    ]
+    starts = [seen.created_at, *news]
     for index, start in enumerate(starts):
         if index + 1 < len(starts):
             judge(Clock.UPDATE, start, starts[index + 1], start.isoformat(), start.isoformat())

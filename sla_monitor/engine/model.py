@@ -24,10 +24,12 @@ class ClockState(StrEnum):
 
 
 class EventKind(StrEnum):
-    """What happened on a ticket. Only PUBLIC_REPLY (by staff) answers the customer."""
+    """What happened on a ticket. Only PUBLIC_REPLY (by staff) answers the customer;
+    AUTOMATIC_UPDATE (a progress update the daemon posted) gives news without answering."""
 
     CUSTOMER_MESSAGE = "customer_message"
     PUBLIC_REPLY = "public_reply"
+    AUTOMATIC_UPDATE = "automatic_update"
     INTERNAL_NOTE = "internal_note"
     STATUS_CHANGE = "status_change"
     PRIORITY_CHANGE = "priority_change"
@@ -68,6 +70,8 @@ class Ticket:
     initial_priority: str
     subject: str = ""
     events: tuple[TicketEvent, ...] = field(default=())
+    language: str | None = None  # the requester's, e.g. "de"; chooses the update template
+    timezone: str | None = None  # the requester's IANA zone, for quiet hours
 
     @property
     def status(self) -> str:

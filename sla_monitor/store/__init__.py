@@ -78,6 +78,45 @@ RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
 """
 
 
+_RECORD_UPDATES = """
+WITH wanted AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                         $7::timestamptz[])
+        AS w (key, ticket, window_start, language, body, owed_at)
+), allowed AS (
+    -- The cap: no more than $8 updates per ticket in the 24 hours before this one.
+    SELECT w.* FROM wanted w
+    WHERE (SELECT count(*) FROM {schema}.customer_updates u
+           WHERE u.source = $1 AND u.ticket_id = w.ticket
+             AND u.owed_at > w.owed_at - interval '24 hours') < $8
+), inserted AS (
+    INSERT INTO {schema}.customer_updates
+        (idempotency_key, source, ticket_id, window_start, language, body, owed_at)
+    SELECT key, $1, ticket, window_start, language, body, owed_at FROM allowed
+    ON CONFLICT DO NOTHING
+    RETURNING idempotency_key, ticket_id, body
+)
+INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
+SELECT idempotency_key, 'update', $9,
+       jsonb_build_object('dedup_key', idempotency_key, 'ticket_id', ticket_id, 'body', body)
+FROM inserted
+ON CONFLICT DO NOTHING
+RETURNING dedup_key, action, channel, NULL::text AS level
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OwedUpdateRow:
+    """A progress update to post, keyed by ticket and update window."""
+
+    idempotency_key: str
+    ticket_id: str
+    window_start: datetime
+    language: str
+    body: str
+    owed_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class TicketOutcomes:
     """A ticket's breaches and completions as the engine found them, for recording."""
@@ -126,6 +165,11 @@ def _migrations() -> list[tuple[int, str, str]]:
         if match:
             found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def migration_versions() -> list[int]:
+    """Every migration the package ships, in order."""
+    return [version for version, _, _ in _migrations()]
 
 
 class StateStore:
@@ -179,6 +223,7 @@ class StateStore:
         outcomes: list[TicketOutcomes],
         watermark: datetime | None,
         escalations: EscalationState | None = None,
+        updates: tuple[list[OwedUpdateRow], int, str] | None = None,
     ) -> NewlyRecorded:
         """Records breaches, completions and escalations (with their outbox rows) and moves
         the watermark, in one transaction."""
@@ -205,9 +250,28 @@ class StateStore:
             breaches = await self._insert(conn, _RECORD_BREACHES, breach_rows)
             completions = await self._insert(conn, _RECORD_COMPLETIONS, completion_rows)
             outbox = [] if escalations is None else await self._escalate(conn, escalations)
+            if updates is not None and updates[0]:
+                outbox += await self._owe_updates(conn, *updates)
             if watermark is not None:
                 await conn.execute(self._sql(_SAVE_WATERMARK), self._source, watermark)
         return NewlyRecorded(list(breaches), list(completions), outbox)
+
+    async def _owe_updates(
+        self, conn: asyncpg.Connection, rows: list[OwedUpdateRow], cap: int, channel: str
+    ) -> list[asyncpg.Record]:
+        recorded: list[asyncpg.Record] = await conn.fetch(
+            self._sql(_RECORD_UPDATES),
+            self._source,
+            [r.idempotency_key for r in rows],
+            [r.ticket_id for r in rows],
+            [r.window_start for r in rows],
+            [r.language for r in rows],
+            [r.body for r in rows],
+            [r.owed_at for r in rows],
+            cap,
+            channel,
+        )
+        return recorded
 
     async def _escalate(
         self, conn: asyncpg.Connection, state: EscalationState

@@ -313,3 +313,12 @@ def test_malformed_tickets_raise_a_reasoned_error(bad, reason):
     with pytest.raises(TicketError) as excinfo:
         evaluate_ticket(bad, POLICIES, at(10))
     assert excinfo.value.reason == reason
+
+
+def test_an_automatic_update_restarts_the_update_window_but_is_no_response():
+    t = ticket((300, EventKind.AUTOMATIC_UPDATE, None))
+    evaluation = evaluate_ticket(t, POLICIES, at(320))
+    assert evaluation.clocks[Clock.UPDATE].started_at == at(300)
+    assert evaluation.clocks[Clock.UPDATE].state is ClockState.OK
+    assert evaluation.clocks[Clock.FIRST_RESPONSE].state is ClockState.BREACHED
+    assert evaluation.clocks[Clock.FIRST_RESPONSE].stopped_at is None

@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
+from sla_monitor.store import migration_versions
 
 pytestmark = pytest.mark.integration
 EX_CONFIG = 78
@@ -227,7 +228,7 @@ def test_without_a_dsn_the_embedded_postgres_is_used(tmp_path: Path) -> None:
     env = {"SLA_MONITOR_DATABASE__EMBEDDED_DATA_DIR": str(data_dir)}
     first = sla_monitor("migrate", env=env, timeout=120)
     assert first.returncode == 0, first.stderr
-    assert "applied: [1, 2]" in first.stdout
+    assert f"applied: {migration_versions()}" in first.stdout
     assert (data_dir / "PG_VERSION").exists()
     again = sla_monitor("migrate", env=env, timeout=120)
     assert again.returncode == 0, again.stderr

@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from sla_monitor.config import Settings
+from sla_monitor.store import migration_versions
 from tests.integration.helpdesk import FakeClock, Helpdesk, make_daemon, sample
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def open_gauge(
 
 async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
     daemon = make_daemon(pool, FakeClock())
-    assert await daemon.store.migrate() == [1, 2]
+    assert await daemon.store.migrate() == migration_versions() == [1, 2, 3]
     assert await daemon.store.migrate() == []
     async with pool.acquire() as conn:
         tables = {
@@ -55,6 +56,7 @@ async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
         "completions",
         "escalations",
         "outbox",
+        "customer_updates",
     }
 
 

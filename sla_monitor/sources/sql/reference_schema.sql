@@ -18,18 +18,21 @@ CREATE TABLE IF NOT EXISTS helpdesk.tickets (
 CREATE INDEX IF NOT EXISTS tickets_updated_at_id ON helpdesk.tickets (updated_at, id);
 CREATE INDEX IF NOT EXISTS tickets_status ON helpdesk.tickets (status);
 
--- kind: customer_message | public_reply (by staff) | internal_note | status_change | priority_change
+-- kind: customer_message | public_reply (by staff) | automatic_update (a progress update posted
+-- by sla-monitor) | internal_note | status_change | priority_change
 -- new_value / old_value: the new and previous status or priority for *_change events.
 CREATE TABLE IF NOT EXISTS helpdesk.ticket_events (
     id         bigserial PRIMARY KEY,
     ticket_id  bigint      NOT NULL REFERENCES helpdesk.tickets (id) ON DELETE CASCADE,
     kind       text        NOT NULL CHECK (kind IN ('customer_message', 'public_reply',
-                                                    'internal_note', 'status_change',
-                                                    'priority_change')),
+                                                    'automatic_update', 'internal_note',
+                                                    'status_change', 'priority_change')),
     author     text,
     body       text        NOT NULL DEFAULT '',
     new_value  text,
     old_value  text,
+    -- Set by sla-monitor's progress updates: a retried delivery can never post twice.
+    idempotency_key text UNIQUE,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS ticket_events_ticket ON helpdesk.ticket_events (ticket_id, created_at, id);

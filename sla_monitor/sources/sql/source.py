@@ -1,6 +1,7 @@
 """Reads tickets and their events with the configured SQL, streaming through a cursor.
 
-Ticket queries return: ticket_id, created_at, updated_at, queue, status, priority, subject.
+Ticket queries return: ticket_id, created_at, updated_at, queue, status, priority, and
+optionally subject, language and timezone (the requester's).
 The events query returns: ticket_id, at, kind, value and optionally previous_value, ordered by
 ticket and time. The ticket row holds the current status and priority; the status and priority
 at creation are the first change's previous_value, else the current ones when nothing changed,
@@ -151,6 +152,13 @@ class SqlSource:
                     or str(row["priority"]),
                     subject=str(row.get("subject") or ""),
                     events=tuple(events[ticket_id]),
+                    language=_optional_text(row, "language"),
+                    timezone=_optional_text(row, "timezone"),
                 )
             )
         return batch
+
+
+def _optional_text(row: asyncpg.Record, column: str) -> str | None:
+    value = row.get(column)
+    return None if value is None or value == "" else str(value)

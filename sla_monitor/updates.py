@@ -1,0 +1,50 @@
+"""Plans customer progress updates: which owed update to post now, rendered in the customer's
+language. Delivery goes through the outbox like every other message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sla_monitor.alerts import humanize
+from sla_monitor.engine import Ticket, TicketEvaluation
+from sla_monitor.engine.updates import QuietHours, owed_update
+from sla_monitor.store import OwedUpdateRow
+from sla_monitor.templates import UpdateTemplates, format_when
+
+
+@dataclass
+class UpdatePlanner:
+    templates: UpdateTemplates
+    min_ticket_age: float
+    quiet_hours: QuietHours | None
+    default_timezone: str
+    max_per_day: int
+    channel: str  # the outbox channel that delivers them
+
+    def plan(
+        self, source: str, evaluation: TicketEvaluation, ticket: Ticket, now: datetime
+    ) -> OwedUpdateRow | None:
+        """The update to post now, or None: not owed, or quiet hours for this customer."""
+        owed = owed_update(evaluation, ticket.created_at, now, self.min_ticket_age)
+        if owed is None:
+            return None
+        if self.quiet_hours is not None and self.quiet_hours.contains(
+            now, ticket.timezone, self.default_timezone
+        ):
+            return None
+        language = self.templates.pick(ticket.language)
+        body = self.templates.render(
+            language,
+            {
+                "ticket_id": ticket.ticket_id,
+                "subject": ticket.subject,
+                "status": evaluation.status,
+                "priority": evaluation.priority,
+                "queue": evaluation.queue,
+                "age": humanize((now - ticket.created_at).total_seconds()),
+                "next_update": format_when(owed.next_update_at),
+            },
+        )
+        key = f"{source}/{ticket.ticket_id}/update/{owed.window_start.isoformat()}"
+        return OwedUpdateRow(key, ticket.ticket_id, owed.window_start, language, body, now)
