@@ -345,6 +345,17 @@ class Settings(BaseSettings):
         return policies
 
     @model_validator(mode="after")
+    def _remind_channels_configured(self) -> Settings:
+        if self.updates.enabled and self.updates.mode == "remind":
+            for channel in self.updates.remind_channels:
+                if getattr(self.escalation.channels, channel, None) is None:
+                    raise ValueError(
+                        f"updates.remind_channels: channel {channel!r} needs "
+                        f"[escalation.channels.{channel}]"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _policy_priorities_known(self) -> Settings:
         for name, policy in self.policies.items():
             for priority in policy.priorities or ():

@@ -15,6 +15,8 @@ from sla_monitor.sources.sql import REFERENCE_SCHEMA
 
 log = structlog.get_logger("sla_monitor.demo")
 
+# The example templates of the checkout (config/templates), next to the package.
+DEMO_TEMPLATES = Path(__file__).resolve().parents[1] / "config" / "templates"
 QUEUES = ("support", "billing", "hosting")
 PRIORITIES = ("urgent", "high", "normal", "low")
 SUBJECTS = (
@@ -33,10 +35,19 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
     """The given settings on the embedded database, with minutes-long demo targets."""
     policies = {
         "urgent": PolicySettings(
-            priorities=["urgent"], first_response=60, resolution=600, update_interval=120
+            priorities=["urgent"], first_response=60, resolution=600, update_interval=60
         ),
-        "default": PolicySettings(first_response=180, resolution=1200, update_interval=300),
+        "default": PolicySettings(first_response=180, resolution=1200, update_interval=120),
     }
+    updates = base.updates.model_copy(
+        update={
+            "enabled": True,
+            "mode": "post",
+            "min_ticket_age": 60.0,
+            "quiet_hours": None,
+            "templates_dir": DEMO_TEMPLATES,
+        }
+    )
     return base.model_copy(
         update={
             "database": base.database.model_copy(
@@ -44,6 +55,7 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
             ),
             "daemon": base.daemon.model_copy(update={"poll_interval": 2.0}),
             "policies": policies,
+            "updates": updates,
         }
     )
 
