@@ -138,6 +138,10 @@ def build_sender(
         retry_max=settings.escalation.retry_max,
     )
     daemon.on_outbox = sender.wakeup.set
+    for level in daemon.escalation_levels:  # every series exists from the start, at 0
+        for channel in level.channels:
+            for result in ("delivered", "failed"):
+                daemon.metrics.escalations.labels(level.name, channel, result)
     return sender
 
 

@@ -50,6 +50,15 @@ RESOLUTION_BUCKETS = (
     72 * HOUR,
     168 * HOUR,
 )
+BAD_ROW_REASONS = (
+    "null_timestamp",
+    "naive_timestamp",
+    "bad_timestamp",
+    "event_before_creation",
+    "unknown_status",
+    "unknown_priority",
+    "unknown_event_kind",
+)
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -143,6 +152,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        for reason in BAD_ROW_REASONS:
+            self.bad_rows.labels(reason)  # exported at 0 so rate() and alerts work from start
         self.poll_errors = Counter(
             "sla_monitor_poll_errors", "Poll cycles that failed, by kind.", ["kind"], registry=r
         )
@@ -159,6 +170,8 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        for result in ("sent", "failed"):
+            self.customer_updates.labels(result)
         self.outbox_pending = Gauge(
             "sla_monitor_outbox_pending", "Outbox messages not yet delivered.", registry=r
         )
