@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run the daemon (migrates first)")
     evaluate = commands.add_parser("evaluate", help="judge every open ticket once and print it")
     evaluate.add_argument("--json", action="store_true", help="print JSON (the default format)")
+    evaluate.add_argument(
+        "--now",
+        type=_instant,
+        default=None,
+        metavar="ISO-8601",
+        help="judge as of this instant (with a UTC offset) instead of the current time",
+    )
     commands.add_parser("check-config", help="validate the configuration and exit")
     commands.add_parser("migrate", help="create or upgrade the daemon's own schema")
     demo = commands.add_parser(
@@ -75,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "migrate":
             return asyncio.run(_migrate(settings))
         elif args.command == "evaluate":
-            return asyncio.run(_evaluate(settings))
+            return asyncio.run(_evaluate(settings, args.now))
         elif args.command == "demo":
             asyncio.run(_demo(settings, Path(args.data_dir), args.seed))
     except KeyboardInterrupt:
@@ -124,10 +132,20 @@ def evaluation_json(evaluation: TicketEvaluation) -> dict[str, Any]:
     }
 
 
-async def _evaluate(settings: Settings) -> int:
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 instant: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. +00:00")
+    return moment
+
+
+async def _evaluate(settings: Settings, at: datetime | None = None) -> int:
     from sla_monitor.app import build_daemon, open_pools
 
-    now = utcnow()
+    now = at or utcnow()
     tickets: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
     async with open_pools(settings) as (store_pool, source_pool):

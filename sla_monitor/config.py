@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sla_monitor.engine import Policy, PolicyRule, PolicySet, StatusMap
+from sla_monitor.engine.business_calendar import WEEKDAYS, BusinessCalendar, parse_hours
 from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
 from sla_monitor.engine.escalation import EscalationLevel, Trigger
 from sla_monitor.engine.model import Clock
@@ -304,6 +306,43 @@ class UpdateSettings(_Section):
         return self
 
 
+class CalendarSettings(_Section):
+    """Business hours per weekday ("09:00-12:00", several allowed, "00:00-24:00" for a whole
+    day, [] or absent for none), in an IANA time zone, minus holidays."""
+
+    timezone: str = "UTC"
+    mon: list[str] = []
+    tue: list[str] = []
+    wed: list[str] = []
+    thu: list[str] = []
+    fri: list[str] = []
+    sat: list[str] = []
+    sun: list[str] = []
+    holidays: list[date] = []
+    country: str | None = None  # public holidays of this country (ISO code, e.g. "DE")
+    subdivision: str | None = None  # e.g. "BY" for Bavaria
+
+    def build(self, name: str) -> BusinessCalendar:
+        weekly = {
+            index: [parse_hours(text) for text in getattr(self, day)]
+            for index, day in enumerate(WEEKDAYS)
+        }
+        return BusinessCalendar(
+            name, self.timezone, weekly, self.holidays, self.country, self.subdivision
+        )
+
+    @model_validator(mode="after")
+    def _buildable(self) -> CalendarSettings:
+        for day in WEEKDAYS:
+            for text in getattr(self, day):
+                try:
+                    parse_hours(text)
+                except ValueError as error:
+                    raise ValueError(f"{day}: {error}") from None
+        self.build("check")  # zone, overlaps, an empty week, an unknown country
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration as one typed object."""
 
@@ -316,6 +355,7 @@ class Settings(BaseSettings):
     source: SourceSettings = SourceSettings()
     statuses: StatusSettings = StatusSettings()
     priorities: list[str] = ["urgent", "high", "normal", "low"]
+    calendars: dict[str, CalendarSettings] = {}
     policies: dict[str, PolicySettings] = {"default": PolicySettings()}
     escalation: EscalationSettings = EscalationSettings()
     updates: UpdateSettings = UpdateSettings()
@@ -337,12 +377,18 @@ class Settings(BaseSettings):
     def _policies_are_sound(cls, policies: dict[str, PolicySettings]) -> dict[str, PolicySettings]:
         if "default" not in policies:
             raise ValueError("a policy named 'default' is required (it applies when none matches)")
-        for name, policy in policies.items():
-            if policy.calendar != "24x7":
-                raise ValueError(
-                    f"policy {name!r}: unknown calendar {policy.calendar!r} (known: '24x7')"
-                )
         return policies
+
+    @model_validator(mode="after")
+    def _policy_calendars_known(self) -> Settings:
+        known = ["24x7", *self.calendars]
+        for name, policy in self.policies.items():
+            if policy.calendar not in known:
+                raise ValueError(
+                    f"policies.{name}.calendar: unknown calendar {policy.calendar!r} "
+                    f"(known: {', '.join(known)})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _remind_channels_configured(self) -> Settings:
@@ -396,6 +442,7 @@ class Settings(BaseSettings):
     def policy_set(self) -> PolicySet:
         """The engine's view of the policies: rules in file order, 'default' as fallback."""
         calendars: dict[str, Calendar] = {"24x7": ContinuousCalendar()}
+        calendars.update({name: c.build(name) for name, c in self.calendars.items()})
 
         def build(name: str, policy: PolicySettings) -> Policy:
             return Policy(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -30,7 +30,8 @@ class ContinuousCalendar:
     name = "24x7"
 
     def business_seconds(self, start: datetime, end: datetime) -> float:
-        return max(0.0, (end - start).total_seconds())
+        # Through UTC: subtracting two datetimes of one zone would give wall-clock time.
+        return max(0.0, (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds())
 
     def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
-        return start + timedelta(seconds=seconds)
+        return (start.astimezone(UTC) + timedelta(seconds=seconds)).astimezone(start.tzinfo)

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -233,3 +234,62 @@ def test_without_a_dsn_the_embedded_postgres_is_used(tmp_path: Path) -> None:
     again = sla_monitor("migrate", env=env, timeout=120)
     assert again.returncode == 0, again.stderr
     assert "applied: none" in again.stdout
+
+
+async def test_evaluate_shows_business_hours_deadlines(database_dsn: str, tmp_path: Path) -> None:
+    """Created Friday 18:00 before Whit Monday (a German public holiday) in an office open
+    Mon-Fri 09:00-17:00 Berlin time: by hand, the 1 h first response is due Tuesday 10:00,
+    the 8 h resolution Tuesday 17:00; an urgent ticket on the 24/7 calendar is due at 19:00."""
+    berlin = ZoneInfo("Europe/Berlin")
+    friday = datetime(2026, 5, 22, 18, 0, tzinfo=berlin)
+    conn = await asyncpg.connect(database_dsn)
+    await conn.execute(REFERENCE_SCHEMA)
+    normal = await conn.fetchval(
+        "INSERT INTO helpdesk.tickets (created_at) VALUES ($1) RETURNING id::text", friday
+    )
+    urgent = await conn.fetchval(
+        "INSERT INTO helpdesk.tickets (created_at, priority) "
+        "VALUES ($1, 'urgent') RETURNING id::text",
+        friday,
+    )
+    await conn.close()
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[calendars.office]\ntimezone = "Europe/Berlin"\ncountry = "DE"\n'
+        + "".join(f'{day} = ["09:00-17:00"]\n' for day in ("mon", "tue", "wed", "thu", "fri"))
+        + '[policies.urgent]\npriorities = ["urgent"]\nfirst_response = "1h"\n'
+        '[policies.default]\ncalendar = "office"\nfirst_response = "1h"\nresolution = "8h"\n'
+    )
+    result = sla_monitor(
+        "--config",
+        str(config),
+        "evaluate",
+        "--json",
+        "--now",
+        "2026-05-23T12:00:00+02:00",
+        env={"SLA_MONITOR_DATABASE__DSN": database_dsn},
+    )
+    assert result.returncode == 0, result.stderr
+    clocks = {t["ticket_id"]: t["clocks"] for t in json.loads(result.stdout)["tickets"]}
+
+    def due(ticket: str, clock: str) -> datetime:
+        return datetime.fromisoformat(clocks[ticket][clock]["deadline"])
+
+    assert due(normal, "first_response") == datetime(2026, 5, 26, 10, 0, tzinfo=berlin)
+    assert due(normal, "resolution") == datetime(2026, 5, 26, 17, 0, tzinfo=berlin)
+    assert clocks[normal]["first_response"]["state"] == "ok"
+    assert clocks[normal]["first_response"]["elapsed_seconds"] == 0
+    assert due(urgent, "first_response") == datetime(2026, 5, 22, 19, 0, tzinfo=berlin)
+    assert clocks[urgent]["first_response"]["state"] == "breached"
+
+
+def test_an_unknown_calendar_or_bad_hours_exit_78(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[policies.default]\ncalendar = "office"\n')
+    result = sla_monitor("--config", str(config), "check-config")
+    assert result.returncode == EX_CONFIG
+    assert "policies.default.calendar: unknown calendar 'office' (known: 24x7)" in result.stderr
+    config.write_text('[calendars.office]\nmon = ["9 to 5"]\n')
+    result = sla_monitor("--config", str(config), "check-config")
+    assert result.returncode == EX_CONFIG
+    assert "calendars.office" in result.stderr and "'9 to 5'" in result.stderr
