@@ -1,0 +1,308 @@
+"""Builds deploy/grafana/sla-monitor.json (run: python deploy/grafana/build_dashboard.py).
+
+The dashboard is kept as code so every panel's query stays reviewable; the test
+tests/deploy/test_deploy.py runs each query against a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def sel(extra: str = "") -> str:
+    """A label selector with the dashboard's priority and queue filters."""
+    inner = 'priority=~"$priority", queue=~"$queue"'
+    return "{" + (f"{extra}, " if extra else "") + inner + "}"
+
+
+PANELS: list[dict[str, Any]] = [
+    {"row": "Compliance"},
+    {
+        "title": "Compliance over the range, by clock",
+        "type": "stat",
+        "unit": "percent",
+        "description": "Share of stopped clocks that met their target in the selected range.",
+        "targets": [
+            (
+                "100 * sum by (clock) (increase(sla_monitor_sla_completed_total"
+                + sel('outcome="met"')
+                + "[$__range])) / sum by (clock) "
+                "(increase(sla_monitor_sla_completed_total" + sel() + "[$__range]))",
+                "{{clock}}",
+            )
+        ],
+    },
+    {
+        "title": "Compliance by clock and priority",
+        "type": "bargauge",
+        "unit": "percent",
+        "targets": [
+            (
+                "100 * sum by (clock, priority) (increase(sla_monitor_sla_completed_total"
+                + sel('outcome="met"')
+                + "[$__range])) / sum by (clock, priority) "
+                "(increase(sla_monitor_sla_completed_total" + sel() + "[$__range]))",
+                "{{clock}} {{priority}}",
+            )
+        ],
+    },
+    {
+        "title": "Breaches over time",
+        "type": "timeseries",
+        "unit": "short",
+        "targets": [
+            (
+                "sum by (clock) (increase(sla_monitor_breaches_total"
+                + sel()
+                + "[$__rate_interval]))",
+                "{{clock}}",
+            )
+        ],
+    },
+    {"row": "Open tickets"},
+    {
+        "title": "Breached now",
+        "type": "stat",
+        "unit": "short",
+        "targets": [
+            (
+                "sum by (clock) (sla_monitor_open_tickets" + sel('state="breached"') + ")",
+                "{{clock}}",
+            )
+        ],
+    },
+    {
+        "title": "At risk now",
+        "type": "stat",
+        "unit": "short",
+        "targets": [
+            ("sum by (clock) (sla_monitor_open_tickets" + sel('state="at_risk"') + ")", "{{clock}}")
+        ],
+    },
+    {
+        "title": "First response: open tickets by state",
+        "type": "timeseries",
+        "unit": "short",
+        "targets": [
+            (
+                "sum by (state) (sla_monitor_open_tickets" + sel('clock="first_response"') + ")",
+                "{{state}}",
+            )
+        ],
+    },
+    {
+        "title": "Customers owed an update",
+        "type": "timeseries",
+        "unit": "short",
+        "targets": [
+            (
+                "sum by (queue) (sla_monitor_open_tickets"
+                + sel('clock="update", state="breached"')
+                + ")",
+                "{{queue}}",
+            )
+        ],
+    },
+    {"row": "Speed"},
+    {
+        "title": "First response time (p50, p90)",
+        "type": "timeseries",
+        "unit": "s",
+        "targets": [
+            (
+                f"histogram_quantile({q}, sum by (le) ("
+                "rate(sla_monitor_first_response_seconds_bucket" + sel() + "[$__range])))",
+                f"p{int(q * 100)}",
+            )
+            for q in (0.5, 0.9)
+        ],
+    },
+    {
+        "title": "Resolution time (p50, p90)",
+        "type": "timeseries",
+        "unit": "s",
+        "targets": [
+            (
+                f"histogram_quantile({q}, sum by (le) (rate(sla_monitor_resolution_seconds_bucket"
+                + sel()
+                + "[$__range])))",
+                f"p{int(q * 100)}",
+            )
+            for q in (0.5, 0.9)
+        ],
+    },
+    {"row": "Escalations and customer updates"},
+    {
+        "title": "Escalation deliveries",
+        "type": "timeseries",
+        "unit": "short",
+        "description": "Triggers and resolves sent to Alertmanager, PagerDuty, Slack or the "
+        "webhook, by level, channel and result (failed ones are retried).",
+        "targets": [
+            (
+                "sum by (level, channel, result) (increase(sla_monitor_escalations_total"
+                "[$__rate_interval]))",
+                "{{level}} {{channel}} {{result}}",
+            )
+        ],
+    },
+    {
+        "title": "Customer progress updates",
+        "type": "timeseries",
+        "unit": "short",
+        "targets": [
+            (
+                "sum by (result) (increase(sla_monitor_customer_updates_total[$__rate_interval]))",
+                "{{result}}",
+            )
+        ],
+    },
+    {
+        "title": "Outbox backlog",
+        "type": "timeseries",
+        "unit": "short",
+        "targets": [
+            ("sla_monitor_outbox_pending", "pending"),
+            ("sla_monitor_outbox_oldest_pending_age_seconds", "oldest age (s)"),
+        ],
+    },
+    {"row": "Daemon health"},
+    {
+        "title": "Helpdesk reachable",
+        "type": "stat",
+        "unit": "bool_yes_no",
+        "targets": [("min(sla_monitor_source_up)", "source up")],
+    },
+    {
+        "title": "Seconds since the last good poll",
+        "type": "stat",
+        "unit": "s",
+        "targets": [("time() - max(sla_monitor_last_successful_poll_timestamp_seconds)", "age")],
+    },
+    {
+        "title": "Poll duration (p99)",
+        "type": "timeseries",
+        "unit": "s",
+        "targets": [
+            (
+                "histogram_quantile(0.99, sum by (le) "
+                "(rate(sla_monitor_poll_duration_seconds_bucket[$__rate_interval])))",
+                "p99",
+            )
+        ],
+    },
+    {
+        "title": "Bad helpdesk rows",
+        "type": "timeseries",
+        "unit": "short",
+        "targets": [
+            (
+                "sum by (reason) (increase(sla_monitor_bad_rows_total[$__rate_interval]))",
+                "{{reason}}",
+            )
+        ],
+    },
+    {
+        "title": "Tracked open tickets",
+        "type": "stat",
+        "unit": "short",
+        "targets": [("sum(sla_monitor_tracked_tickets)", "tracked")],
+    },
+]
+
+
+def build() -> dict[str, Any]:
+    panels: list[dict[str, Any]] = []
+    y, x, panel_id = 0, 0, 1
+    for spec in PANELS:
+        if "row" in spec:
+            y += 1 if x == 0 else 9
+            x = 0
+            panels.append(
+                {
+                    "type": "row",
+                    "title": spec["row"],
+                    "id": panel_id,
+                    "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+                    "collapsed": False,
+                }
+            )
+            panel_id += 1
+            y += 1
+            continue
+        width = 6 if spec["type"] == "stat" else 12
+        if x + width > 24:
+            x, y = 0, y + 8
+        panels.append(
+            {
+                "type": spec["type"],
+                "title": spec["title"],
+                "description": spec.get("description", ""),
+                "id": panel_id,
+                "datasource": DS,
+                "gridPos": {"h": 8, "w": width, "x": x, "y": y},
+                "fieldConfig": {"defaults": {"unit": spec["unit"]}, "overrides": []},
+                "targets": [
+                    {
+                        "refId": chr(ord("A") + i),
+                        "datasource": DS,
+                        "expr": expr,
+                        "legendFormat": legend,
+                    }
+                    for i, (expr, legend) in enumerate(spec["targets"])
+                ],
+            }
+        )
+        panel_id += 1
+        x += width
+    variable = {
+        "type": "query",
+        "datasource": DS,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".*",
+        "refresh": 2,
+        "current": {"text": "All", "value": "$__all"},
+    }
+    return {
+        "title": "sla-monitor: support SLAs",
+        "uid": "sla-monitor",
+        "schemaVersion": 39,
+        "version": 1,
+        "tags": ["sla-monitor", "support"],
+        "time": {"from": "now-7d", "to": "now"},
+        "refresh": "1m",
+        "panels": panels,
+        "templating": {
+            "list": [
+                {
+                    "type": "datasource",
+                    "name": "datasource",
+                    "label": "Prometheus",
+                    "query": "prometheus",
+                },
+                {
+                    **variable,
+                    "name": "priority",
+                    "label": "Priority",
+                    "query": "label_values(sla_monitor_open_tickets, priority)",
+                },
+                {
+                    **variable,
+                    "name": "queue",
+                    "label": "Queue",
+                    "query": "label_values(sla_monitor_open_tickets, queue)",
+                },
+            ]
+        },
+    }
+
+
+if __name__ == "__main__":
+    target = Path(__file__).with_name("sla-monitor.json")
+    target.write_text(json.dumps(build(), indent=2) + "\n")
+    print(f"wrote {target}")
