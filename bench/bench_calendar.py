@@ -14,18 +14,18 @@ N = 100_000
 
 def main() -> None:
     calendar = BusinessCalendar(
-        "office", "Europe/Berlin", {d: [parse_hours("09:00-17:00")] for d in range(5)},
+        "office",
+        "Europe/Berlin",
+        {d: [parse_hours("09:00-17:00")] for d in range(5)},
         country="DE",
     )
     rng = random.Random(1)
     base = datetime(2026, 1, 1, tzinfo=UTC)
     starts = [base + timedelta(seconds=rng.uniform(0, 365 * 86400)) for _ in range(N)]
-    targets = [rng.choice((3600, 4 * 3600, 8 * 3600, 24 * 3600, 5 * 24 * 3600))
-               for _ in range(N)]
+    targets = [rng.choice((3600, 4 * 3600, 8 * 3600, 24 * 3600, 5 * 24 * 3600)) for _ in range(N)]
 
     began = time.perf_counter()
-    deadlines = [calendar.add_business_seconds(s, t) for s, t in zip(starts, targets,
-                                                                     strict=True)]
+    deadlines = [calendar.add_business_seconds(s, t) for s, t in zip(starts, targets, strict=True)]
     forward = time.perf_counter() - began
 
     began = time.perf_counter()
