@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import structlog
 
@@ -25,6 +26,7 @@ from sla_monitor.notifiers.pagerduty import PagerDutyNotifier
 from sla_monitor.notifiers.slack import SlackNotifier
 from sla_monitor.notifiers.webhook import WebhookNotifier
 from sla_monitor.outbox import OutboxSender
+from sla_monitor.sources.rt import RtUpdater
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
 from sla_monitor.systemd import Notifier as SystemdNotifier
@@ -97,7 +99,20 @@ def build_notifiers(settings: Settings) -> dict[str, Notifier]:
 
 
 def update_channel(settings: Settings) -> str:
-    return "helpdesk" if settings.updates.delivery == "sql" else "update_webhook"
+    return {"sql": "helpdesk", "webhook": "update_webhook", "rt": "rt"}[settings.updates.delivery]
+
+
+def rt_auth(settings: Settings) -> dict[str, str]:
+    source = settings.source
+    if source.rt_token is not None:
+        return {"Authorization": f"token {source.rt_token.get_secret_value()}"}
+    password = source.rt_password.get_secret_value() if source.rt_password else ""
+    return {"Authorization": aiohttp.BasicAuth(source.rt_user, password).encode()}
+
+
+def updates_author(settings: Settings) -> str:
+    """Whose correspondence is a progress update: RT's posting user, else updates.author."""
+    return settings.source.rt_user if settings.source.kind == "rt" else settings.updates.author
 
 
 def build_update_planner(settings: Settings) -> UpdatePlanner | None:
@@ -123,6 +138,13 @@ def build_sender(
         if updates.delivery == "sql":
             notifiers["helpdesk"] = HelpdeskSqlUpdater(
                 source_pool or pool, updates.insert_query, updates.author
+            )
+        elif updates.delivery == "rt" and settings.source.rt_url:
+            notifiers["rt"] = RtUpdater(
+                settings.source.rt_url,
+                rt_auth(settings),
+                settings.source.rt_user,
+                source_pool or pool,
             )
         elif updates.webhook_url and updates.webhook_secret:
             notifiers["update_webhook"] = WebhookNotifier(
@@ -157,6 +179,7 @@ def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyn
         resolved_statuses=settings.statuses.resolved,
         initial_status=settings.statuses.open[0] if settings.statuses.open else "new",
         batch_size=settings.source.batch_size,
+        updates_author=updates_author(settings),
     )
     store = StateStore(store_pool, settings.database.schema_name, settings.source.name)
     return Daemon(

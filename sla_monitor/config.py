@@ -32,6 +32,13 @@ from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
 from sla_monitor.engine.escalation import EscalationLevel, Trigger
 from sla_monitor.engine.model import Clock
 from sla_monitor.engine.updates import QuietHours
+from sla_monitor.sources.rt import (
+    RT_CHANGED_TICKETS_QUERY,
+    RT_EVENTS_QUERY,
+    RT_OPEN_TICKETS_QUERY,
+    RT_PRIORITIES,
+    RT_STATUSES,
+)
 from sla_monitor.templates import TemplateProblem, UpdateTemplates
 
 DEFAULT_CONFIG_PATH = Path("/etc/sla-monitor/sla-monitor.toml")
@@ -105,8 +112,14 @@ class DatabaseSettings(_Section):
 class SourceSettings(_Section):
     """Where tickets come from. The queries return the documented columns (see README)."""
 
-    kind: Literal["sql"] = "sql"
+    # sql: the queries below; rt: Request Tracker 5's tables (queries, statuses and priorities
+    # default to RT's; see README "Monitoring Request Tracker").
+    kind: Literal["sql", "rt"] = "sql"
     name: str = "helpdesk"
+    rt_url: str | None = None  # e.g. http://rt.example.com (REST2 is at /REST/2.0/)
+    rt_user: str = "sla-monitor"  # posts progress updates; its correspondence is recognised
+    rt_password: SecretStr | None = None  # basic auth, or:
+    rt_token: SecretStr | None = None  # an RT auth token (Authorization: token ...)
     dsn: SecretStr | None = None  # defaults to the state store's database
     batch_size: int = Field(default=2000, ge=1)
     # Each poll re-reads changes this far behind the watermark, so a transaction that commits
@@ -265,7 +278,7 @@ class UpdateSettings(_Section):
     templates_dir: Path = Path("config/templates")
     default_language: str = "en"
     author: str = "sla-monitor"
-    delivery: Literal["sql", "webhook"] = "sql"
+    delivery: Literal["sql", "webhook", "rt"] = "sql"
     # $1 ticket id, $2 message body, $3 idempotency key, $4 author. It must not post twice for
     # the same key (e.g. a UNIQUE column with ON CONFLICT DO NOTHING).
     insert_query: str = (
@@ -388,6 +401,33 @@ class Settings(BaseSettings):
                     f"policies.{name}.calendar: unknown calendar {policy.calendar!r} "
                     f"(known: {', '.join(known)})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _request_tracker_defaults(self) -> Settings:
+        if self.source.kind != "rt":
+            if self.updates.delivery == "rt":
+                raise ValueError("updates.delivery: 'rt' needs source.kind = 'rt'")
+            return self
+        defaults = {
+            "changed_tickets_query": RT_CHANGED_TICKETS_QUERY,
+            "open_tickets_query": RT_OPEN_TICKETS_QUERY,
+            "events_query": RT_EVENTS_QUERY,
+        }
+        for field, query in defaults.items():
+            if field not in self.source.model_fields_set:
+                setattr(self.source, field, query)
+        if "statuses" not in self.model_fields_set:
+            self.statuses = StatusSettings(**RT_STATUSES)
+        if "priorities" not in self.model_fields_set:
+            self.priorities = list(RT_PRIORITIES)
+        if "delivery" not in self.updates.model_fields_set:
+            self.updates.delivery = "rt"
+        if self.updates.enabled and self.updates.delivery == "rt":
+            if not self.source.rt_url:
+                raise ValueError("source.rt_url is needed to post updates through RT")
+            if self.source.rt_password is None and self.source.rt_token is None:
+                raise ValueError("source.rt_password or source.rt_token is needed for RT")
         return self
 
     @model_validator(mode="after")

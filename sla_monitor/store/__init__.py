@@ -94,11 +94,12 @@ WITH wanted AS (
         (idempotency_key, source, ticket_id, window_start, language, body, owed_at)
     SELECT key, $1, ticket, window_start, language, body, owed_at FROM allowed
     ON CONFLICT DO NOTHING
-    RETURNING idempotency_key, ticket_id, body
+    RETURNING idempotency_key, ticket_id, body, window_start
 )
 INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
 SELECT idempotency_key, 'update', $9,
-       jsonb_build_object('dedup_key', idempotency_key, 'ticket_id', ticket_id, 'body', body)
+       jsonb_build_object('dedup_key', idempotency_key, 'ticket_id', ticket_id, 'body', body,
+                          'window_start', window_start)
 FROM inserted
 ON CONFLICT DO NOTHING
 RETURNING dedup_key, action, channel, NULL::text AS level

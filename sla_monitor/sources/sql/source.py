@@ -2,10 +2,11 @@
 
 Ticket queries return: ticket_id, created_at, updated_at, queue, status, priority, and
 optionally subject, language and timezone (the requester's).
-The events query returns: ticket_id, at, kind, value and optionally previous_value, ordered by
-ticket and time. The ticket row holds the current status and priority; the status and priority
-at creation are the first change's previous_value, else the current ones when nothing changed,
-else (a status changed but its previous value is unknown) the first open status.
+The events query ($1: ticket ids; optionally $2: the author sla-monitor posts updates as)
+returns: ticket_id, at, kind, value and optionally previous_value, ordered by ticket and time.
+The ticket row holds the current status and priority; the status and priority at creation
+are the first change's previous_value, else the current ones when nothing changed, else (a
+status changed but its previous value is unknown) the first open status.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class SqlSource:
         resolved_statuses: Sequence[str],
         initial_status: str,
         batch_size: int = 2000,
+        updates_author: str = "sla-monitor",
     ) -> None:
         self.name = name
         self._pool = pool
@@ -66,6 +68,8 @@ class SqlSource:
         self._events = events_query
         self._resolved = list(resolved_statuses)
         self._initial_status = initial_status
+        self._updates_author = updates_author
+        self._events_arguments: int | None = None  # $1 ids, and optionally $2 the author
         self._batch_size = batch_size
 
     def open_tickets(self) -> AsyncIterator[Batch]:
@@ -94,7 +98,11 @@ class SqlSource:
         events: dict[str, list[TicketEvent]] = {ticket_id: [] for ticket_id in ids}
         first_previous: dict[tuple[str, EventKind], str | None] = {}
         broken: dict[str, BadRow] = {}
-        records = await conn.fetch(self._events, ids)
+        if self._events_arguments is None:
+            statement = await conn.prepare(self._events)
+            self._events_arguments = len(statement.get_parameters())
+        arguments: list[Any] = [ids, self._updates_author][: self._events_arguments]
+        records = await conn.fetch(self._events, *arguments)
         if records:
             _missing(records[0], EVENT_COLUMNS, "events_query")
         for record in records:

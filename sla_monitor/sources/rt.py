@@ -1,0 +1,134 @@
+"""Request Tracker 5: read its PostgreSQL tables (read-only), write through REST2.
+
+The source is the generic SQL source with queries over RT's own schema:
+- tickets: ``Tickets`` of type 'ticket' that are their own EffectiveId (not merged away),
+  their queue's name, RT's numeric priority mapped to low (< 25) / medium (< 75) / high, and the
+  first requestor's language and time zone;
+- events (``Transactions``): Correspond by a requestor (or RT_System) is a customer message,
+  by the user sla-monitor posts as ($2) an automatic update, by anyone else a public staff reply;
+  Comment is internal; Status changes and Set Priority are status and priority changes.
+RT keeps its timestamps as UTC without a zone, hence every ``AT TIME ZONE 'UTC'``.
+
+Progress updates are posted as a correspondence through REST2, never by writing RT's tables.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from sla_monitor.notifiers import DeliveryError, post_json
+
+RT_PRIORITIES = ["high", "medium", "low"]
+RT_STATUSES = {
+    "open": ["new", "open"],
+    "paused": ["stalled"],
+    "resolved": ["resolved", "rejected", "deleted"],
+}
+
+_PRIORITY = "CASE WHEN {column} >= 75 THEN 'high' WHEN {column} >= 25 THEN 'medium' ELSE 'low' END"
+
+_TICKET_COLUMNS = f"""
+SELECT t.id::text AS ticket_id,
+       t.created AT TIME ZONE 'UTC' AS created_at,
+       t.lastupdated AT TIME ZONE 'UTC' AS updated_at,
+       q.name AS queue, t.status,
+       {_PRIORITY.format(column="t.priority")} AS priority,
+       t.subject, requestor.lang AS language, requestor.timezone AS timezone
+FROM tickets t
+JOIN queues q ON q.id = t.queue
+LEFT JOIN LATERAL (
+    SELECT u.lang, u.timezone
+    FROM groups g
+    JOIN groupmembers gm ON gm.groupid = g.id
+    JOIN users u ON u.id = gm.memberid
+    WHERE g.domain = 'RT::Ticket-Role' AND g.name = 'Requestor' AND g.instance = t.id
+    ORDER BY gm.id
+    LIMIT 1
+) requestor ON true
+WHERE t.type = 'ticket' AND t.id = t.effectiveid"""
+
+RT_CHANGED_TICKETS_QUERY = (
+    _TICKET_COLUMNS
+    + "\n  AND t.lastupdated > ($1::timestamptz AT TIME ZONE 'UTC')\nORDER BY t.lastupdated"
+)
+RT_OPEN_TICKETS_QUERY = _TICKET_COLUMNS + "\n  AND t.status <> ALL($1::text[])"
+
+RT_EVENTS_QUERY = f"""
+SELECT tr.objectid::text AS ticket_id,
+       tr.created AT TIME ZONE 'UTC' AS at,
+       CASE
+           WHEN tr.type = 'Correspond' AND creator.name = $2 THEN 'automatic_update'
+           WHEN tr.type = 'Correspond' AND (tr.creator = 1 OR EXISTS (
+               SELECT 1 FROM groups g JOIN groupmembers gm ON gm.groupid = g.id
+               WHERE g.domain = 'RT::Ticket-Role' AND g.name = 'Requestor'
+                 AND g.instance = tr.objectid AND gm.memberid = tr.creator))
+               THEN 'customer_message'
+           WHEN tr.type = 'Correspond' THEN 'public_reply'
+           WHEN tr.type = 'Comment' THEN 'internal_note'
+           WHEN tr.type = 'Status' THEN 'status_change'
+           ELSE 'priority_change'
+       END AS kind,
+       CASE WHEN tr.type = 'Set'
+            THEN {_PRIORITY.format(column="tr.newvalue::integer")}
+            ELSE tr.newvalue END AS value,
+       CASE WHEN tr.type = 'Set'
+            THEN {_PRIORITY.format(column="tr.oldvalue::integer")}
+            ELSE tr.oldvalue END AS previous_value
+FROM transactions tr
+JOIN users creator ON creator.id = tr.creator
+WHERE tr.objecttype = 'RT::Ticket'
+  AND tr.objectid = ANY($1::text[]::integer[])
+  AND (tr.type IN ('Correspond', 'Comment', 'Status')
+       OR (tr.type = 'Set' AND tr.field = 'Priority'))
+ORDER BY tr.objectid, tr.created, tr.id"""
+
+# Did sla-monitor's user already correspond on the ticket since the window opened?
+_ALREADY_POSTED = """
+SELECT EXISTS (
+    SELECT 1 FROM transactions tr JOIN users u ON u.id = tr.creator
+    WHERE tr.objecttype = 'RT::Ticket' AND tr.objectid = $1::text::integer
+      AND tr.type = 'Correspond' AND u.name = $2
+      AND tr.created >= ($3::timestamptz AT TIME ZONE 'UTC'))"""
+
+
+class RtUpdater:
+    """Posts a progress update as a correspondence through RT's REST2 API.
+
+    When a delivery is uncertain (a retry after a crash or a timeout), RT is asked first
+    whether sla-monitor's user already corresponded since the update window opened, so a
+    customer never receives the same update twice.
+    """
+
+    name = "rt"
+
+    def __init__(self, url: str, auth: dict[str, str], author: str, pool: asyncpg.Pool) -> None:
+        self.url = url.rstrip("/")
+        self._headers = auth
+        self._author = author
+        self._pool = pool
+
+    async def already_posted(self, ticket_id: str, since: datetime) -> bool:
+        async with self._pool.acquire() as conn:
+            return bool(await conn.fetchval(_ALREADY_POSTED, ticket_id, self._author, since))
+
+    async def deliver(
+        self, session: aiohttp.ClientSession, action: str, alert: dict[str, Any]
+    ) -> None:
+        try:
+            window = datetime.fromisoformat(alert["window_start"])
+            if await self.already_posted(alert["ticket_id"], window):
+                return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise DeliveryError(f"cannot check RT before posting: {error}") from error
+        body = json.dumps({"Content": alert["body"], "ContentType": "text/plain"}).encode()
+        await post_json(
+            session,
+            f"{self.url}/REST/2.0/ticket/{alert['ticket_id']}/correspond",
+            body,
+            self._headers,
+        )
