@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import signal
 import warnings
@@ -10,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import structlog
 
@@ -107,7 +107,8 @@ def rt_auth(settings: Settings) -> dict[str, str]:
     if source.rt_token is not None:
         return {"Authorization": f"token {source.rt_token.get_secret_value()}"}
     password = source.rt_password.get_secret_value() if source.rt_password else ""
-    return {"Authorization": aiohttp.BasicAuth(source.rt_user, password).encode()}
+    credentials = base64.b64encode(f"{source.rt_user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {credentials}"}
 
 
 def updates_author(settings: Settings) -> str:
