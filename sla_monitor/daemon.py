@@ -154,11 +154,16 @@ class Daemon:
         if not self.synced:
             await self._initial_sync()
         assert self.watermark is not None
+        # Changes stamped before (now - lag) are taken as committed and seen; the next poll
+        # starts there, so a change is re-read for at most `lag` of wall time, however
+        # quiet the helpdesk is afterwards. A transaction committing later than that is missed.
+        settled = self.clock() - self.watermark_lag
         newest = self.watermark
-        async for batch in self.source.changed_since(self.watermark - self.watermark_lag):
+        async for batch in self.source.changed_since(self.watermark):
             self._absorb(batch)
             if batch.newest_change is not None:
                 newest = max(newest, batch.newest_change)
+        newest = min(newest, max(settled, self.watermark))
         self._absorb_evaluations(self.tracker.refresh_due(self.clock()))
         self._plan_updates()
         await self._flush(newest)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from sla_monitor.config import Settings
 from sla_monitor.store import migration_versions
-from tests.integration.helpdesk import FakeClock, Helpdesk, make_daemon, sample
+from tests.integration.helpdesk import FakeClock, Helpdesk, at, make_daemon, sample
 
 pytestmark = pytest.mark.integration
 
@@ -298,3 +299,29 @@ async def test_a_query_missing_columns_is_a_source_error_not_a_crash(pool, helpd
 
     with pytest.raises(SourceError, match="open_tickets_query must return the columns"):
         await daemon.poll_once()
+
+
+async def test_the_watermark_keeps_a_lag_for_late_commits_then_settles(pool, helpdesk) -> None:
+    clock = FakeClock()
+    clock.now = datetime.now(UTC)
+    daemon = make_daemon(pool, clock)
+    await daemon.store.migrate()
+    await helpdesk.ticket(created=0)
+    await daemon.poll_once()
+    assert daemon.watermark == clock.now - daemon.watermark_lag  # still inside the lag
+    # A transaction that commits late, stamped 10 s ago: still read.
+    late = await helpdesk.conn.fetchval(
+        "INSERT INTO helpdesk.tickets (created_at, updated_at) VALUES ($1, $2) RETURNING id::text",
+        at(0),
+        clock.now - timedelta(seconds=10),
+    )
+    await daemon.poll_once()
+    assert late in daemon.tracker
+    # Once the lag has passed, the watermark is the newest change: nothing is read again.
+    clock.now += timedelta(minutes=2)
+    await daemon.poll_once()
+    newest = await helpdesk.conn.fetchval("SELECT max(updated_at) FROM helpdesk.tickets")
+    assert daemon.watermark == newest
+    async with pool.acquire() as conn:
+        stored = await conn.fetchval("SELECT changed_at FROM sla_monitor.watermarks")
+    assert stored == newest
