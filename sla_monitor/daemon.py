@@ -194,7 +194,9 @@ class Daemon:
 
     async def _initial_sync(self) -> None:
         stored = await self.store.load_watermark()
-        self.watermark = stored if stored is not None else self.clock() - self.backfill
+        # On a first start, read changes from `backfill` ago, and the lag before that as always.
+        first = self.clock() - self.backfill - self.watermark_lag
+        self.watermark = stored if stored is not None else first
         count = 0
         async for batch in self.source.open_tickets():
             self._absorb(batch)
