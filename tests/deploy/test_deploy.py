@@ -23,7 +23,7 @@ import yaml
 
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
 from tests.integration.peers import free_port, require_binary
-from tests.integration.test_cli import _env, _wait_ready
+from tests.integration.test_cli import _wait_ready, spawn_daemon
 
 ROOT = Path(__file__).parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "sla-monitor.service"
@@ -201,18 +201,7 @@ async def running_daemon(database_dsn: str, tmp_path: Path) -> AsyncIterator[int
         '[escalation.channels.alertmanager]\nurl = "http://127.0.0.1:9"\n'
     )
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sla_monitor", "--config", str(config), "run"],
-        env=_env(
-            {
-                "SLA_MONITOR_DATABASE__DSN": database_dsn,
-                "SLA_MONITOR_DAEMON__LISTEN_PORT": str(port),
-            }
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process = spawn_daemon(database_dsn, port, config)
     try:
         _wait_ready(port, process)
         yield port

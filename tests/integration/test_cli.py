@@ -36,6 +36,33 @@ def sla_monitor(
     )
 
 
+def spawn_daemon(
+    database_dsn: str,
+    port: int,
+    config: Path | None = None,
+    env: dict[str, str] | None = None,
+    capture: bool = False,
+) -> subprocess.Popen[str]:
+    """`sla-monitor run` as a real process on ``port``, against ``database_dsn``."""
+    arguments = [sys.executable, "-m", "sla_monitor"]
+    if config is not None:
+        arguments += ["--config", str(config)]
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [*arguments, "run"],
+        env=_env(
+            {
+                "SLA_MONITOR_DATABASE__DSN": database_dsn,
+                "SLA_MONITOR_DAEMON__LISTEN_PORT": str(port),
+                **(env or {}),
+            }
+        ),
+        stdout=output,
+        stderr=output,
+        text=True,
+    )
+
+
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLA_MONITOR_")}
     env.update(extra or {})
@@ -181,18 +208,7 @@ async def test_run_serves_metrics_and_stops_cleanly_on_sigterm(database_dsn: str
     await conn.execute("INSERT INTO helpdesk.tickets (subject) VALUES ('hello')")
     await conn.close()
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sla_monitor", "run"],
-        env=_env(
-            {
-                "SLA_MONITOR_DATABASE__DSN": database_dsn,
-                "SLA_MONITOR_DAEMON__LISTEN_PORT": str(port),
-            }
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn_daemon(database_dsn, port, capture=True)
     try:
         body = _wait_ready(port, process)
         assert json.loads(body)["tracked"] == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -10,24 +9,9 @@ import pytest
 
 from sla_monitor.config import Settings
 from sla_monitor.store import migration_versions
-from tests.integration.helpdesk import FakeClock, Helpdesk, at, make_daemon, sample
+from tests.integration.helpdesk import FakeClock, at, make_daemon, sample
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def helpdesk(pool: asyncpg.Pool) -> AsyncIterator[Helpdesk]:
-    async with pool.acquire() as conn:
-        yield await Helpdesk.create(conn)
 
 
 def open_gauge(

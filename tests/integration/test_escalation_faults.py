@@ -7,7 +7,6 @@ import asyncio
 import random
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
 from tests.integration.peers import FakePeer, PeerServer, free_port, until
-from tests.integration.test_cli import _env
+from tests.integration.test_cli import spawn_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -71,18 +70,8 @@ async def test_sigkill_at_many_points_loses_nothing_and_pages_once(
     rng = random.Random(20261122)
     kills = 0
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "sla_monitor", "--config", str(settings), "run"],
-            env=_env(
-                {
-                    "SLA_MONITOR_DATABASE__DSN": database_dsn,
-                    "SLA_MONITOR_DAEMON__LISTEN_PORT": str(free_port()),
-                }
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    def start() -> subprocess.Popen[str]:
+        return spawn_daemon(database_dsn, free_port(), settings)
 
     async def crash_repeatedly() -> None:
         nonlocal kills

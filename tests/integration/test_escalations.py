@@ -17,7 +17,7 @@ from sla_monitor.app import build_sender
 from sla_monitor.config import Settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.outbox import OutboxSender
-from tests.integration.helpdesk import FakeClock, Helpdesk, make_daemon, sample
+from tests.integration.helpdesk import FakeClock, make_daemon, sample
 from tests.integration.peers import (
     ALERTMANAGER_BINARIES,
     Alertmanager,
@@ -28,21 +28,6 @@ from tests.integration.peers import (
 
 pytestmark = pytest.mark.integration
 SECRET = "s3cret-for-hmac"
-
-
-@pytest.fixture
-async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def helpdesk(pool: asyncpg.Pool) -> AsyncIterator[Helpdesk]:
-    async with pool.acquire() as conn:
-        yield await Helpdesk.create(conn)
 
 
 @pytest.fixture(scope="module")

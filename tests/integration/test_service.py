@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -18,7 +16,7 @@ import pytest
 
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
 from sla_monitor.systemd import Notifier
-from tests.integration.test_cli import _env, _free_port, _wait_ready
+from tests.integration.test_cli import _free_port, _wait_ready, spawn_daemon
 
 pytestmark = pytest.mark.integration
 
@@ -67,18 +65,8 @@ async def test_ready_watchdog_and_stopping_are_notified(database_dsn: str, tmp_p
     listener.bind(path)
     listener.settimeout(20)
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sla_monitor", "run"],
-        env=_env(
-            {
-                "SLA_MONITOR_DATABASE__DSN": database_dsn,
-                "SLA_MONITOR_DAEMON__LISTEN_PORT": str(port),
-                "NOTIFY_SOCKET": path,
-                "WATCHDOG_USEC": "400000",
-            }
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process = spawn_daemon(
+        database_dsn, port, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
     )
     try:
         messages: list[str] = []
@@ -107,18 +95,7 @@ async def test_sighup_reloads_policies_and_keeps_them_on_a_bad_file(
     config = tmp_path / "sla-monitor.toml"
     config.write_text('[policies.default]\nfirst_response = "1h"\n')
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sla_monitor", "--config", str(config), "run"],
-        env=_env(
-            {
-                "SLA_MONITOR_DATABASE__DSN": database_dsn,
-                "SLA_MONITOR_DAEMON__LISTEN_PORT": str(port),
-            }
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn_daemon(database_dsn, port, config, capture=True)
     at_risk = (
         'sla_monitor_open_tickets{clock="first_response",priority="normal",'
         'queue="support",state="at_risk"}'

@@ -6,8 +6,6 @@ import asyncio
 import random
 import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,27 +16,12 @@ import pytest
 from sla_monitor.app import build_sender
 from sla_monitor.config import Settings
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
-from tests.integration.helpdesk import FakeClock, Helpdesk, at, make_daemon, sample
+from tests.integration.helpdesk import FakeClock, at, make_daemon, sample
 from tests.integration.peers import free_port, until
-from tests.integration.test_cli import EX_CONFIG, _env, sla_monitor
+from tests.integration.test_cli import EX_CONFIG, sla_monitor, spawn_daemon
 
 pytestmark = pytest.mark.integration
 TEMPLATES = Path(__file__).parents[2] / "config" / "templates"
-
-
-@pytest.fixture
-async def pool(database_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-async def helpdesk(pool: asyncpg.Pool) -> AsyncIterator[Helpdesk]:
-    async with pool.acquire() as conn:
-        yield await Helpdesk.create(conn)
 
 
 def update_settings(**updates: Any) -> Settings:
@@ -238,18 +221,8 @@ async def test_sigkill_while_sending_never_posts_twice(database_dsn: str, tmp_pa
     )
     rng = random.Random(7)
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "sla_monitor", "--config", str(config), "run"],
-            env=_env(
-                {
-                    "SLA_MONITOR_DATABASE__DSN": database_dsn,
-                    "SLA_MONITOR_DAEMON__LISTEN_PORT": str(free_port()),
-                }
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    def start() -> subprocess.Popen[str]:
+        return spawn_daemon(database_dsn, free_port(), config)
 
     async def posted() -> int:
         return int(
