@@ -167,7 +167,9 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
     sticky = _sticky_breaches(seen, policies)
 
     def policy_at(moment: datetime | None) -> Policy:
-        return policies.policy_for(_priority_at(seen, moment or now), seen.queue)
+        return policies.policy_for(
+            seen.value_at(EventKind.PRIORITY_CHANGE, moment or now), seen.queue
+        )
 
     clocks: dict[Clock, ClockStatus] = {}
     completions: list[Completion] = []
@@ -249,16 +251,6 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
 def _keep(clocks: dict[Clock, ClockStatus], status: ClockStatus | None) -> None:
     if status is not None:
         clocks[status.clock] = status
-
-
-def _priority_at(ticket: Ticket, moment: datetime) -> str:
-    priority = ticket.initial_priority
-    for event in ticket.events:
-        if event.at > moment:
-            break
-        if event.kind is EventKind.PRIORITY_CHANGE and event.value is not None:
-            priority = event.value
-    return priority
 
 
 def _clock_status(

@@ -75,16 +75,18 @@ class Ticket:
 
     @property
     def status(self) -> str:
-        status = self.initial_status
-        for event in self.events:
-            if event.kind is EventKind.STATUS_CHANGE and event.value is not None:
-                status = event.value
-        return status
+        return self.value_at(EventKind.STATUS_CHANGE, None)
 
     @property
     def priority(self) -> str:
-        priority = self.initial_priority
+        return self.value_at(EventKind.PRIORITY_CHANGE, None)
+
+    def value_at(self, kind: EventKind, moment: datetime | None) -> str:
+        """The status (or priority) in force at ``moment``; the latest one for None."""
+        value = self.initial_status if kind is EventKind.STATUS_CHANGE else self.initial_priority
         for event in self.events:
-            if event.kind is EventKind.PRIORITY_CHANGE and event.value is not None:
-                priority = event.value
-        return priority
+            if moment is not None and event.at > moment:
+                break
+            if event.kind is kind and event.value is not None:
+                value = event.value
+        return value
