@@ -45,6 +45,10 @@ POLL_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# How long a capped progress update waits before the store is asked again.
+UPDATE_RETRY = timedelta(minutes=5)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -96,6 +100,8 @@ class Daemon:
         self.updates = updates
         self._updates_pending: list[OwedUpdateRow] = []
         self._updates_queued: dict[str, str] = {}  # ticket -> latest update key in the outbox
+        # Tickets whose owed update the store refused (the daily cap): asked again after this.
+        self._updates_retry_at: dict[str, datetime] = {}
         # Bad rows already reported, so the re-reads of the watermark lag count each once.
         self._bad: dict[str, str] = {}
 
@@ -253,6 +259,9 @@ class Daemon:
             ticket = self.tracker.ticket(ticket_id)
             if evaluation is None or ticket is None:
                 continue
+            retry_at = self._updates_retry_at.get(ticket_id)
+            if retry_at is not None and now < retry_at:
+                continue
             row = self.updates.plan(self.source.name, evaluation, ticket, now)
             if row is not None and self._updates_queued.get(ticket_id) != row.idempotency_key:
                 planned.append(row)
@@ -297,10 +306,14 @@ class Daemon:
         self._updates_pending = []
         inserted = {r["dedup_key"] for r in new.outbox if r["action"] == "update"}
         for row in updates:
-            if row.idempotency_key in inserted:  # a capped one is tried again next cycle
+            if row.idempotency_key in inserted:
                 self._updates_queued[row.ticket_id] = row.idempotency_key
-        for ticket_id in [t for t in self._updates_queued if t not in self.tracker]:
-            del self._updates_queued[ticket_id]
+                self._updates_retry_at.pop(row.ticket_id, None)
+            else:  # capped (or recorded before a restart): ask again later, not every cycle
+                self._updates_retry_at[row.ticket_id] = row.owed_at + UPDATE_RETRY
+        for memo in (self._updates_queued, self._updates_retry_at):
+            for ticket_id in [t for t in memo if t not in self.tracker]:
+                del memo[ticket_id]
         for outcomes in pending:
             self.tracker.mark_recorded(outcomes)
         for ticket_id, rows in escalations.items():
