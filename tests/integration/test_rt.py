@@ -150,8 +150,17 @@ def reader_dsn(rt: str) -> Iterator[str]:
         await admin.execute(f"GRANT SELECT ON {', '.join(READ_TABLES)} TO {READER}")
         await admin.close()
 
+    async def drop() -> None:
+        admin = await asyncpg.connect(RT_ADMIN_DSN)
+        await admin.execute(f"REVOKE ALL ON {', '.join(READ_TABLES)} FROM {READER}")
+        await admin.execute(f"DROP ROLE IF EXISTS {READER}")
+        await admin.close()
+
     asyncio.run(create())
-    yield f"postgresql://{READER}@127.0.0.1:5432/rtdb"
+    try:
+        yield f"postgresql://{READER}@127.0.0.1:5432/rtdb"
+    finally:
+        asyncio.run(drop())
 
 
 def rt_settings(state_dsn: str, reader: str, **updates: Any) -> Settings:
