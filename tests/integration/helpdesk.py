@@ -124,3 +124,21 @@ def make_daemon(
 def sample(daemon: Daemon, name: str, **labels: str) -> float:
     value = daemon.metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+def completed(
+    daemon: Daemon,
+    clock: str,
+    outcome: str = "met",
+    priority: str = "normal",
+    queue: str = "support",
+) -> float:
+    """sla_monitor_sla_completed_total for one clock, outcome, priority and queue."""
+    return sample(
+        daemon,
+        "sla_monitor_sla_completed_total",
+        clock=clock,
+        outcome=outcome,
+        priority=priority,
+        queue=queue,
+    )

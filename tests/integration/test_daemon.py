@@ -9,7 +9,7 @@ import pytest
 
 from sla_monitor.config import Settings
 from sla_monitor.store import migration_versions
-from tests.integration.helpdesk import FakeClock, at, make_daemon, sample
+from tests.integration.helpdesk import FakeClock, at, completed, make_daemon, sample
 
 pytestmark = pytest.mark.integration
 
@@ -59,17 +59,7 @@ async def test_open_tickets_are_gauged_by_clock_and_state(pool, helpdesk) -> Non
     assert open_gauge(daemon, "first_response", "breached", queue="billing") == 1
     assert open_gauge(daemon, "first_response", "ok", priority="high") == 0  # stopped: met
     assert open_gauge(daemon, "resolution", "ok", priority="high") == 1
-    assert (
-        sample(
-            daemon,
-            "sla_monitor_sla_completed_total",
-            clock="first_response",
-            outcome="met",
-            priority="high",
-            queue="support",
-        )
-        == 1
-    )
+    assert completed(daemon, "first_response", priority="high") == 1
     assert (
         sample(daemon, "sla_monitor_first_response_seconds_sum", priority="high", queue="support")
         == 600
@@ -123,32 +113,12 @@ async def test_changes_are_picked_up_incrementally(pool, helpdesk) -> None:
     clock.set(40)
     await daemon.poll_once()
     assert open_gauge(daemon, "first_response", "ok") == 0
-    assert (
-        sample(
-            daemon,
-            "sla_monitor_sla_completed_total",
-            clock="first_response",
-            outcome="met",
-            priority="normal",
-            queue="support",
-        )
-        == 1
-    )
+    assert completed(daemon, "first_response") == 1
     await helpdesk.set_status(ticket, 100, "resolved")
     clock.set(120)
     await daemon.poll_once()
     assert sample(daemon, "sla_monitor_tracked_tickets") == 0
-    assert (
-        sample(
-            daemon,
-            "sla_monitor_sla_completed_total",
-            clock="resolution",
-            outcome="met",
-            priority="normal",
-            queue="support",
-        )
-        == 1
-    )
+    assert completed(daemon, "resolution") == 1
     assert (
         sample(daemon, "sla_monitor_resolution_seconds_sum", priority="normal", queue="support")
         == 100 * 60
@@ -165,17 +135,7 @@ async def test_restart_neither_forgets_nor_recounts(pool, helpdesk) -> None:
     await first.store.migrate()
     await first.poll_once()
     await first.poll_once()
-    assert (
-        sample(
-            first,
-            "sla_monitor_sla_completed_total",
-            clock="resolution",
-            outcome="met",
-            priority="normal",
-            queue="support",
-        )
-        == 1
-    )
+    assert completed(first, "resolution") == 1
     assert (
         sample(
             first,
@@ -191,17 +151,7 @@ async def test_restart_neither_forgets_nor_recounts(pool, helpdesk) -> None:
     second = make_daemon(pool, clock)
     await second.poll_once()
     assert second.watermark == watermark  # resumed, nothing newer to read
-    assert (
-        sample(
-            second,
-            "sla_monitor_sla_completed_total",
-            clock="resolution",
-            outcome="met",
-            priority="normal",
-            queue="support",
-        )
-        == 0
-    )
+    assert completed(second, "resolution") == 0
     assert (
         sample(
             second,
