@@ -262,8 +262,9 @@ class Daemon:
             retry_at = self._updates_retry_at.get(ticket_id)
             if retry_at is not None and now < retry_at:
                 continue
-            row = self.updates.plan(self.source.name, evaluation, ticket, now)
-            if row is not None and self._updates_queued.get(ticket_id) != row.idempotency_key:
+            queued = self._updates_queued.get(ticket_id)
+            row = self.updates.plan(self.source.name, evaluation, ticket, now, queued)
+            if row is not None:
                 planned.append(row)
         self._updates_pending = planned
 

@@ -23,11 +23,20 @@ class UpdatePlanner:
     channel: str  # the outbox channel that delivers them
 
     def plan(
-        self, source: str, evaluation: TicketEvaluation, ticket: Ticket, now: datetime
+        self,
+        source: str,
+        evaluation: TicketEvaluation,
+        ticket: Ticket,
+        now: datetime,
+        queued: str | None = None,
     ) -> OwedUpdateRow | None:
-        """The update to post now, or None: not owed, or quiet hours for this customer."""
+        """The update to post now, or None: not owed, already ``queued`` (that key), or quiet
+        hours for this customer."""
         owed = owed_update(evaluation, ticket.created_at, now, self.min_ticket_age)
         if owed is None:
+            return None
+        key = f"{source}/{ticket.ticket_id}/update/{owed.window_start.isoformat()}"
+        if key == queued:
             return None
         if self.quiet_hours is not None and self.quiet_hours.contains(
             now, ticket.timezone, self.default_timezone
@@ -46,5 +55,4 @@ class UpdatePlanner:
                 "next_update": format_when(owed.next_update_at),
             },
         )
-        key = f"{source}/{ticket.ticket_id}/update/{owed.window_start.isoformat()}"
         return OwedUpdateRow(key, ticket.ticket_id, owed.window_start, language, body, now)
