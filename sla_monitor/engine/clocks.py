@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sla_monitor.engine.calendar import Calendar
 from sla_monitor.engine.model import (
@@ -29,8 +29,9 @@ from sla_monitor.engine.model import (
 )
 from sla_monitor.engine.policy import Policy, PolicySet
 
-# The finest step of a datetime: a clock is breached one step after its deadline.
-_RESOLUTION = timedelta(microseconds=1)
+# The finest step of a datetime: a clock is breached once one more business microsecond passes
+# after its deadline (at the end of business hours, that is the next business morning).
+_RESOLUTION = 1e-6
 
 
 class TicketError(ValueError):
@@ -64,6 +65,7 @@ class ClockStatus:
     running: bool
     overdue_at: datetime | None = None
     overdue: bool = False
+    breach_due: datetime | None = None  # when a running clock will become breached
 
     @property
     def stopped(self) -> bool:
@@ -113,8 +115,7 @@ class TicketEvaluation:
             if status.running
             for moment in (
                 status.at_risk_at,
-                # Met at the deadline itself, breached strictly after it.
-                None if status.deadline is None else status.deadline + _RESOLUTION,
+                status.breach_due,
                 status.overdue_at,
             )
             if moment is not None and moment > self.evaluated_at
@@ -307,6 +308,11 @@ def _clock_status(
         running=running,
         overdue_at=None if state is ClockState.MET else when(target * policy.overdue_ratio),
         overdue=elapsed >= target * policy.overdue_ratio,
+        breach_due=(
+            calendar.add_business_seconds(now, target - elapsed + _RESOLUTION)
+            if running and elapsed <= target and breached_at is None
+            else None
+        ),
     )
 
 

@@ -322,3 +322,20 @@ def test_an_automatic_update_restarts_the_update_window_but_is_no_response():
     assert evaluation.clocks[Clock.UPDATE].state is ClockState.OK
     assert evaluation.clocks[Clock.FIRST_RESPONSE].state is ClockState.BREACHED
     assert evaluation.clocks[Clock.FIRST_RESPONSE].stopped_at is None
+
+
+def test_a_deadline_at_closing_time_wakes_the_next_business_morning():
+    from sla_monitor.engine.business_calendar import BusinessCalendar, parse_hours
+
+    office = BusinessCalendar("office", "UTC", {d: [parse_hours("09:00-17:00")] for d in range(5)})
+    policies = PolicySet(default=Policy(first_response_seconds=8 * 3600, calendar=office))
+    monday = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # T0 is a Monday 09:00
+    evening = evaluate_ticket(ticket(), policies, datetime(2026, 3, 2, 18, 0, tzinfo=UTC))
+    status = evening.clocks[Clock.FIRST_RESPONSE]
+    assert status.deadline == monday.replace(hour=17)
+    assert status.state is ClockState.AT_RISK  # met at 17:00 itself, not yet breached
+    tuesday = datetime(2026, 3, 3, 9, 0, 0, 1, tzinfo=UTC)
+    assert evening.next_transition == tuesday
+    assert evaluate_ticket(ticket(), policies, tuesday).clocks[Clock.FIRST_RESPONSE].state is (
+        ClockState.BREACHED
+    )
