@@ -1,28 +1,46 @@
-"""Poll-cycle figures on the reference schema: bulk-loads N open tickets with events (COPY),
-then times the daemon's initial sync, an incremental cycle with C changed tickets, an idle
-cycle, a /metrics scrape, and reports RSS.
+"""Poll-cycle figures at scale on the reference schema, against the issue's targets.
 
-Run: python bench/bench_poll.py [N] [C]   (DSN: $SLA_MONITOR_BENCH_DSN, else embedded)
+    python bench/bench_poll.py [--total N] [--open M] [--changes C] [--database-dsn DSN]
+
+Without --database-dsn it creates a database through $SLA_MONITOR_BENCH_DSN (an admin DSN;
+else an embedded PostgreSQL), loads it with bench/generate.py (in a child process, so the
+loader's memory is not counted here) and drops it at the end. With --database-dsn it uses a
+helpdesk generate.py already loaded (and drops only the daemon's own schema, before and after).
+
+Prints: the raw `COPY (same query) TO STDOUT` of the open tickets and their events, the source
+read alone, the daemon's full sync (read, judge, record) and its ratio to the raw COPY, RSS per
+tracked open ticket, an idle cycle, an incremental cycle with C changed tickets and the
+/metrics scrape over HTTP.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import gc
 import os
-import random
-import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
+import aiohttp
 import asyncpg
-from prometheus_client import generate_latest
 
 from sla_monitor.app import build_daemon
 from sla_monitor.config import Settings
-from sla_monitor.sources.sql import REFERENCE_SCHEMA
+from sla_monitor.daemon import Daemon
+from sla_monitor.http import start_http
+from sla_monitor.logs import configure_logging
+
+HERE = Path(__file__).resolve().parent
+MIB = 1024 * 1024
 
 
 def rss_mib() -> float:
@@ -30,105 +48,44 @@ def rss_mib() -> float:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-async def load(conn: asyncpg.Connection, n: int) -> None:
-    rng = random.Random(1)
-    now = datetime.now(UTC)
-    tickets = []
-    events = []
-    for i in range(1, n + 1):
-        created = now - timedelta(minutes=rng.uniform(0, 3000))
-        tickets.append(
-            (
-                i,
-                f"ticket {i}",
-                rng.choice(("support", "billing", "hosting")),
-                rng.choice(("urgent", "high", "normal", "low")),
-                "open",
-                created,
-                now,
-            )
-        )
-        events.append((i, "public_reply", created + timedelta(minutes=rng.uniform(1, 90))))
-        if rng.random() < 0.3:
-            events.append((i, "internal_note", created + timedelta(minutes=5)))
-    await conn.copy_records_to_table(
-        "tickets",
-        schema_name="helpdesk",
-        records=tickets,
-        columns=["id", "subject", "queue", "priority", "status", "created_at", "updated_at"],
-    )
-    await conn.copy_records_to_table(
-        "ticket_events",
-        schema_name="helpdesk",
-        records=events,
-        columns=["ticket_id", "kind", "created_at"],
-    )
-    await conn.execute("SELECT setval('helpdesk.tickets_id_seq', $1)", n)
+def verdict(ok: bool) -> str:
+    return "target met" if ok else "TARGET MISSED"
 
 
-async def main(n: int, changes: int) -> None:
-    dsn = os.environ.get("SLA_MONITOR_BENCH_DSN")
+async def timed(action: Callable[[], Any]) -> float:
+    began = time.perf_counter()
+    await action()
+    return time.perf_counter() - began
+
+
+@asynccontextmanager
+async def helpdesk(args: argparse.Namespace) -> AsyncIterator[str]:
+    """The DSN of a loaded helpdesk: the given one, or a fresh database loaded here."""
+    if args.database_dsn:
+        yield args.database_dsn
+        return
+    admin_dsn = os.environ.get("SLA_MONITOR_BENCH_DSN")
     server = None
-    if dsn is None:
+    if admin_dsn is None:
         import pgserver
 
         server = pgserver.get_server(tempfile.mkdtemp(), cleanup_mode="stop")
-        dsn = server.get_uri()
-    admin = await asyncpg.connect(dsn)
+        admin_dsn = server.get_uri()
+    admin = await asyncpg.connect(admin_dsn)
     name = f"sla_bench_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
-    db = dsn.rsplit("/", 1)[0] + f"/{name}" + ("?" + dsn.split("?", 1)[1] if "?" in dsn else "")
+    base, _, query = admin_dsn.partition("?")
+    dsn = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
     try:
-        conn = await asyncpg.connect(db)
-        await conn.execute(REFERENCE_SCHEMA)
-        began = time.perf_counter()
-        await load(conn, n)
-        print(f"loaded {n} open tickets in {time.perf_counter() - began:.1f} s")
-        pool = await asyncpg.create_pool(db, min_size=1, max_size=4)
-        settings = Settings()
-        daemon = build_daemon(settings, pool, pool)
-        await daemon.store.migrate()
-        base = rss_mib()
-        began = time.perf_counter()
-        await daemon.poll_once()
-        sync = time.perf_counter() - began
-        print(f"initial sync + first poll: {sync:.2f} s ({n / sync:,.0f} tickets/s)")
-        print(
-            f"RSS: {rss_mib():.0f} MiB, {(rss_mib() - base) * 1024 * 1024 / n:,.0f} bytes "
-            "per tracked open ticket"
+        subprocess.run(
+            [sys.executable, str(HERE / "generate.py"), dsn]
+            + ["--total", str(args.total), "--open", str(args.open), "--seed", str(args.seed)],
+            check=True,
         )
-        idle = []
-        for _ in range(5):
-            began = time.perf_counter()
-            await daemon.poll_once()
-            idle.append(time.perf_counter() - began)
-        print(f"idle cycle (no changes): median {sorted(idle)[2] * 1000:.1f} ms")
-        rng = random.Random(2)
-        ids = rng.sample(range(1, n + 1), changes)
-        await asyncio.sleep(settings.source.watermark_lag + 1)  # leave the lag window
-        await daemon.poll_once()
-        await conn.execute(
-            "INSERT INTO helpdesk.ticket_events (ticket_id, kind) SELECT unnest($1::bigint[]),"
-            " 'customer_message'",
-            ids,
-        )
-        began = time.perf_counter()
-        await daemon.poll_once()
-        print(
-            f"incremental cycle with {changes} changed tickets: "
-            f"{(time.perf_counter() - began) * 1000:.1f} ms"
-        )
-        began = time.perf_counter()
-        body = generate_latest(daemon.metrics.registry)
-        print(
-            f"/metrics render: {(time.perf_counter() - began) * 1000:.1f} ms, "
-            f"{len(body) / 1024:.0f} KiB"
-        )
-        await pool.close()
-        await conn.close()
+        yield dsn
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -136,10 +93,146 @@ async def main(n: int, changes: int) -> None:
             server.cleanup()
 
 
-if __name__ == "__main__":
-    asyncio.run(
-        main(
-            int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
-            int(sys.argv[2]) if len(sys.argv) > 2 else 1000,
-        )
+async def raw_copy(conn: asyncpg.Connection, settings: Settings) -> tuple[float, int]:
+    """Seconds and bytes of COPY TO STDOUT of what the full sync reads: the open-tickets query
+    and the events query over the same tickets (one statement instead of one per batch)."""
+    resolved = list(settings.statuses.resolved)
+    received = 0
+
+    async def sink(chunk: bytes) -> None:
+        nonlocal received
+        received += len(chunk)
+
+    events = settings.source.events_query.replace(
+        "ANY($1::text[]::bigint[])",
+        f"ANY(ARRAY(SELECT ticket_id::bigint FROM ({settings.source.open_tickets_query}) o))",
     )
+    began = time.perf_counter()
+    await conn.copy_from_query(settings.source.open_tickets_query, resolved, output=sink)
+    await conn.copy_from_query(events, resolved, output=sink)
+    return time.perf_counter() - began, received
+
+
+async def read_only(daemon: Daemon) -> int:
+    count = 0
+    async for batch in daemon.source.open_tickets():
+        count += len(batch.tickets) + len(batch.bad_rows)
+    return count
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with helpdesk(args) as dsn:
+        settings = Settings(database={"dsn": dsn}, source={"watermark_lag": 1.0})
+        schema = settings.database.schema_name
+        conn = await asyncpg.connect(dsn)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        open_count = await conn.fetchval(
+            "SELECT count(*) FROM helpdesk.tickets WHERE status <> ALL($1::text[])",
+            list(settings.statuses.resolved),
+        )
+        total = await conn.fetchval("SELECT count(*) FROM helpdesk.tickets")
+        print(f"helpdesk: {total:,} tickets, {open_count:,} open; {os.cpu_count()} cores")
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        try:
+            await run(conn, pool, settings, args.changes, args.profile)
+        finally:
+            await pool.close()
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.close()
+
+
+async def run(
+    conn: asyncpg.Connection, pool: asyncpg.Pool, settings: Settings, changes: int, profile: bool
+) -> None:
+    await raw_copy(conn, settings)  # warms the cache for both sides alike
+    raw, size = await raw_copy(conn, settings)
+    print(f"raw COPY TO STDOUT (open tickets + their events): {raw:.2f} s, {size / MIB:,.0f} MiB")
+
+    daemon = build_daemon(settings, pool, pool)
+    await daemon.store.migrate()
+    read = await timed(lambda: read_only(daemon))
+    print(f"source read alone (rows to Ticket objects): {read:.2f} s ({read / raw:.1f}x raw COPY)")
+
+    gc.collect()
+    base = rss_mib()
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="enabled")
+        profiler.start()
+    sync = await timed(daemon.poll_once)
+    if profiler is not None:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+    gc.collect()
+    after = rss_mib()
+    tracked = len(daemon.tracker)
+    print(
+        f"full sync (read, judge, record) + first poll: {sync:.2f} s, "
+        f"{tracked / sync:,.0f} tickets/s; {sync / raw:.1f}x raw COPY (target <= 1.5x: "
+        f"{verdict(sync <= 1.5 * raw)})"
+    )
+    per_ticket = (after - base) * MIB / max(tracked, 1)
+    projected = (after + (1_000_000 - tracked) * per_ticket / MIB) / 1024
+    print(
+        f"RSS: {after:,.0f} MiB with {tracked:,} tracked ({base:,.0f} MiB before the sync), "
+        f"{per_ticket:,.0f} bytes per tracked open ticket; 1 M open: "
+        f"{projected:.2f} GiB (target < 1 GiB: {verdict(projected < 1)})"
+    )
+
+    idle = [await timed(daemon.poll_once) for _ in range(5)]
+    print(f"idle cycle (no changes): median {statistics.median(idle) * 1000:.1f} ms")
+
+    ids = await conn.fetch(
+        "SELECT id FROM helpdesk.tickets WHERE status <> ALL($1::text[]) ORDER BY random() "
+        "LIMIT $2",
+        list(settings.statuses.resolved),
+        changes * 3,
+    )
+    cycles = []
+    for round_ in range(3):
+        await asyncio.sleep(settings.source.watermark_lag + 0.5)  # leave the lag window
+        await daemon.poll_once()
+        chosen = [row["id"] for row in ids[round_ * changes : (round_ + 1) * changes]]
+        await conn.execute(
+            "INSERT INTO helpdesk.ticket_events (ticket_id, kind, author) "
+            "SELECT unnest($1::bigint[]), 'customer_message', 'customer'",
+            chosen,
+        )
+        cycles.append(await timed(daemon.poll_once))
+    best = statistics.median(cycles)
+    print(
+        f"incremental cycle with {changes:,} changed tickets: median {best * 1000:.1f} ms of "
+        f"{', '.join(f'{c * 1000:.0f}' for c in cycles)} (target < 50 ms: {verdict(best < 0.05)})"
+    )
+
+    runner = await start_http(daemon, "127.0.0.1", 0)
+    port = runner.addresses[0][1]
+    scrapes = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(11):
+            began = time.perf_counter()
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                body = await response.read()
+            scrapes.append(time.perf_counter() - began)
+    await runner.cleanup()
+    scrape = statistics.median(scrapes)
+    print(
+        f"/metrics scrape over HTTP: median {scrape * 1000:.1f} ms, {len(body) / 1024:.0f} KiB "
+        f"(target < 20 ms: {verdict(scrape < 0.02)})"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--total", type=int, default=1_000_000)
+    parser.add_argument("--open", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--changes", type=int, default=1000)
+    parser.add_argument("--database-dsn", help="a helpdesk already loaded by generate.py")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile the full sync (pip install pyinstrument)"
+    )
+    configure_logging("warning")  # one info line per breach would drown the figures
+    asyncio.run(main(parser.parse_args()))

@@ -18,7 +18,7 @@ import structlog
 
 from sla_monitor.alerts import escalation_row
 from sla_monitor.engine import Clock, PolicySet, TicketEvaluation
-from sla_monitor.engine.clocks import TicketError, validate_ticket
+from sla_monitor.engine.clocks import TicketError
 from sla_monitor.engine.escalation import EscalationLevel, active_escalations
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources import BadRow, Batch, Source, SourceError
@@ -45,6 +45,8 @@ POLL_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Outcomes and escalations held during the initial sync before they are recorded.
+SYNC_FLUSH = 5000
 # How long a capped progress update waits before the store is asked again.
 UPDATE_RETRY = timedelta(minutes=5)
 
@@ -96,7 +98,10 @@ class Daemon:
         self.ticket_url = ticket_url
         self.on_outbox = on_outbox  # wakes the outbox sender after new rows are committed
         self._escalations_pending: dict[str, list[EscalationRow]] = {}
-        self._escalated: dict[str, frozenset[str]] = {}  # last committed active keys
+        # Fingerprint of the active escalation keys last committed per ticket.
+        self._escalated: dict[str, int] = {}
+        # Owing tickets judged since the last update plan: planned without judging them again.
+        self._fresh: dict[str, TicketEvaluation] = {}
         self.updates = updates
         self._updates_pending: list[OwedUpdateRow] = []
         self._updates_queued: dict[str, str] = {}  # ticket -> latest update key in the outbox
@@ -207,6 +212,10 @@ class Daemon:
         async for batch in self.source.open_tickets():
             self._absorb(batch)
             count += len(batch.tickets)
+            if len(self._pending) + len(self._escalations_pending) >= SYNC_FLUSH:
+                # A backlog's outcomes are recorded as the sync goes, not held until its end:
+                # memory stays flat and alerts start flowing during a long first sync.
+                await self._flush(None)
         self.synced = True
         log.info(
             "initial_sync",
@@ -223,12 +232,11 @@ class Daemon:
         evaluations = []
         for ticket in batch.tickets:
             try:
-                validate_ticket(ticket, self.tracker.policies)
+                evaluations.append(self.tracker.update(ticket, now))
             except TicketError as error:
                 self._bad_row(BadRow(ticket.ticket_id, error.reason, error.detail))
                 continue
             self._bad.pop(ticket.ticket_id, None)
-            evaluations.append(self.tracker.update(ticket, now))
         self._absorb_evaluations(evaluations)
 
     def _absorb_evaluations(self, evaluations: list[TicketEvaluation]) -> None:
@@ -238,14 +246,15 @@ class Daemon:
                 self._pending[evaluation.ticket_id] = outcomes
             if self.escalation_levels:
                 self._escalate(evaluation)
+            if self.updates is not None and evaluation.ticket_id in self.tracker.owing:
+                self._fresh[evaluation.ticket_id] = evaluation
 
     def _escalate(self, evaluation: TicketEvaluation) -> None:
         rows = [
             escalation_row(self.source.name, evaluation, escalation, self.ticket_url)
             for escalation in active_escalations(evaluation, self.escalation_levels)
         ]
-        keys = frozenset(row.dedup_key for row in rows)
-        if self._escalated.get(evaluation.ticket_id) != keys:
+        if self._escalated.get(evaluation.ticket_id) != _fingerprint(rows):
             self._escalations_pending[evaluation.ticket_id] = rows
 
     def _plan_updates(self) -> None:
@@ -254,15 +263,18 @@ class Daemon:
             return
         now = self.clock()
         planned = []
+        fresh, self._fresh = self._fresh, {}
         for ticket_id in sorted(self.tracker.owing):
-            evaluation = self.tracker.evaluation(ticket_id)
-            ticket = self.tracker.ticket(ticket_id)
-            if evaluation is None or ticket is None:
-                continue
             retry_at = self._updates_retry_at.get(ticket_id)
             if retry_at is not None and now < retry_at:
                 continue
             queued = self._updates_queued.get(ticket_id)
+            if queued is not None and ticket_id not in fresh:
+                continue  # judged the same as when its update was queued: the same update
+            evaluation = fresh.get(ticket_id) or self.tracker.evaluation(ticket_id)
+            ticket = self.tracker.ticket(ticket_id)
+            if evaluation is None or ticket is None:
+                continue
             row = self.updates.plan(self.source.name, evaluation, ticket, now, queued)
             if row is not None:
                 planned.append(row)
@@ -319,7 +331,7 @@ class Daemon:
             self.tracker.mark_recorded(outcomes)
         for ticket_id, rows in escalations.items():
             if ticket_id in self.tracker:
-                self._escalated[ticket_id] = frozenset(row.dedup_key for row in rows)
+                self._escalated[ticket_id] = _fingerprint(rows)
             else:
                 self._escalated.pop(ticket_id, None)
         self._count(new)
@@ -346,3 +358,8 @@ class Daemon:
                 self.metrics.first_response_seconds.labels(*labels).observe(row["elapsed_seconds"])
             elif row["clock"] == Clock.RESOLUTION.value:
                 self.metrics.resolution_seconds.labels(*labels).observe(row["elapsed_seconds"])
+
+
+def _fingerprint(rows: list[EscalationRow]) -> int:
+    """A ticket's active escalation keys as one 64-bit hash, not a set of strings."""
+    return hash(frozenset(row.dedup_key for row in rows))

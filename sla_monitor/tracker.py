@@ -3,18 +3,24 @@
 Synchronous and I/O free: the daemon feeds it tickets and the time, it answers with evaluations
 and keeps the open-ticket counts that the gauges export. Re-evaluation is driven by a timer heap
 so an idle ticket costs nothing until its next at-risk or deadline instant.
+
+Memory is what limits how many open tickets one daemon follows, so a tracked ticket is kept
+small: the ticket without the events the engine never reads, the instant it was judged (the
+evaluation itself is recomputed on demand: the engine is deterministic), its gauge keys (shared
+tuples), its next timer, and 64-bit fingerprints of the outcomes already recorded.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sla_monitor.engine import (
     Clock,
     ClockState,
+    EventKind,
     PolicySet,
     StatusCategory,
     Ticket,
@@ -25,13 +31,24 @@ from sla_monitor.engine.clocks import Breach, Completion
 from sla_monitor.store import TicketOutcomes
 
 GaugeKey = tuple[str, str, str, str]  # clock, state, priority, queue
+# The events evaluate_ticket reads; customer messages and internal notes change no clock.
+CLOCK_EVENTS = frozenset(
+    {
+        EventKind.PUBLIC_REPLY,
+        EventKind.AUTOMATIC_UPDATE,
+        EventKind.STATUS_CHANGE,
+        EventKind.PRIORITY_CHANGE,
+    }
+)
 
 
 @dataclass(slots=True)
 class _Tracked:
-    ticket: Ticket
-    evaluation: TicketEvaluation
-    recorded: set[tuple[Clock, str, bool]] = field(default_factory=set)
+    ticket: Ticket  # without the events outside CLOCK_EVENTS
+    evaluated_at: datetime  # usually shared by a whole batch
+    gauges: tuple[GaugeKey, ...]  # shared: one tuple per distinct combination
+    due: datetime | None  # the evaluation's next_transition
+    recorded: frozenset[int] | None  # fingerprints of outcomes confirmed as recorded
 
 
 class Tracker:
@@ -45,6 +62,7 @@ class Tracker:
         # Open tickets whose update clock ran out: candidates for a progress update.
         self.owing: set[str] = set()
         self.queues: set[str] = set()
+        self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
 
     def __len__(self) -> int:
         return len(self._tracked)
@@ -53,21 +71,27 @@ class Tracker:
         return ticket_id in self._tracked
 
     def evaluation(self, ticket_id: str) -> TicketEvaluation | None:
+        """The latest evaluation of a tracked ticket (recomputed: the same as it was)."""
         tracked = self._tracked.get(ticket_id)
-        return None if tracked is None else tracked.evaluation
+        if tracked is None:
+            return None
+        return evaluate_ticket(tracked.ticket, self.policies, tracked.evaluated_at)
 
     def tickets(self) -> list[Ticket]:
         return [tracked.ticket for tracked in self._tracked.values()]
 
     def evaluations(self) -> list[TicketEvaluation]:
-        return [tracked.evaluation for tracked in self._tracked.values()]
+        return [
+            evaluate_ticket(tracked.ticket, self.policies, tracked.evaluated_at)
+            for tracked in self._tracked.values()
+        ]
 
     def update(self, ticket: Ticket, now: datetime) -> TicketEvaluation:
         """Evaluates a new or changed ticket; a resolved one is judged and then forgotten."""
         evaluation = evaluate_ticket(ticket, self.policies, now)
         previous = self._tracked.get(ticket.ticket_id)
         if previous is not None:
-            self._count(previous.evaluation, -1)
+            self._count(previous.gauges, -1)
         self.owing.discard(ticket.ticket_id)
         if evaluation.category is StatusCategory.RESOLVED:
             self._tracked.pop(ticket.ticket_id, None)
@@ -75,10 +99,19 @@ class Tracker:
         update = evaluation.clocks.get(Clock.UPDATE)
         if update is not None and update.state is ClockState.BREACHED and not update.stopped:
             self.owing.add(ticket.ticket_id)
-        tracked = _Tracked(ticket, evaluation, previous.recorded if previous else set())
+        gauges = self._gauges(evaluation)
+        tracked = _Tracked(
+            _compact(ticket),
+            now,
+            gauges,
+            evaluation.next_transition,
+            previous.recorded if previous else None,
+        )
         self._tracked[ticket.ticket_id] = tracked
-        self._count(evaluation, +1)
-        self._schedule(evaluation)
+        self.queues.add(evaluation.queue)
+        self._count(gauges, +1)
+        if tracked.due is not None:
+            heapq.heappush(self._timers, (tracked.due, ticket.ticket_id))
         return evaluation
 
     def refresh_due(self, now: datetime) -> list[TicketEvaluation]:
@@ -87,7 +120,7 @@ class Tracker:
         while self._timers and self._timers[0][0] <= now:
             due, ticket_id = heapq.heappop(self._timers)
             tracked = self._tracked.get(ticket_id)
-            if tracked is None or tracked.evaluation.next_transition != due:
+            if tracked is None or tracked.due != due:
                 continue  # stale timer: the ticket changed or left since it was set
             refreshed.append(self.update(tracked.ticket, now))
         return refreshed
@@ -96,14 +129,15 @@ class Tracker:
         while self._timers:
             due, ticket_id = self._timers[0]
             tracked = self._tracked.get(ticket_id)
-            if tracked is not None and tracked.evaluation.next_transition == due:
+            if tracked is not None and tracked.due == due:
                 return due
             heapq.heappop(self._timers)
         return None
 
     def unrecorded(self, evaluation: TicketEvaluation) -> TicketOutcomes | None:
         """The breaches and completions of ``evaluation`` not yet confirmed as recorded."""
-        done = self._recorded_keys(evaluation.ticket_id)
+        tracked = self._tracked.get(evaluation.ticket_id)
+        done = frozenset() if tracked is None or tracked.recorded is None else tracked.recorded
         breaches = tuple(b for b in evaluation.breaches if _breach_key(b) not in done)
         completions = tuple(c for c in evaluation.completions if _completion_key(c) not in done)
         if not breaches and not completions:
@@ -116,8 +150,10 @@ class Tracker:
         tracked = self._tracked.get(outcomes.ticket_id)
         if tracked is None:
             return
-        tracked.recorded.update(_breach_key(b) for b in outcomes.breaches)
-        tracked.recorded.update(_completion_key(c) for c in outcomes.completions)
+        tracked.recorded = (tracked.recorded or frozenset()).union(
+            [_breach_key(b) for b in outcomes.breaches],
+            [_completion_key(c) for c in outcomes.completions],
+        )
 
     def ticket(self, ticket_id: str) -> Ticket | None:
         tracked = self._tracked.get(ticket_id)
@@ -127,31 +163,38 @@ class Tracker:
         self.owing.discard(ticket_id)
         tracked = self._tracked.pop(ticket_id, None)
         if tracked is not None:
-            self._count(tracked.evaluation, -1)
+            self._count(tracked.gauges, -1)
 
-    def _recorded_keys(self, ticket_id: str) -> set[tuple[Clock, str, bool]]:
-        tracked = self._tracked.get(ticket_id)
-        return set() if tracked is None else tracked.recorded
+    def _gauges(self, evaluation: TicketEvaluation) -> tuple[GaugeKey, ...]:
+        # A stopped clock is no longer open work; completions count it.
+        gauges = tuple(
+            (clock.value, status.state.value, evaluation.priority, evaluation.queue)
+            for clock, status in evaluation.clocks.items()
+            if not status.stopped
+        )
+        return self._shared.setdefault(gauges, gauges)
 
-    def _schedule(self, evaluation: TicketEvaluation) -> None:
-        due = evaluation.next_transition
-        if due is not None:
-            heapq.heappush(self._timers, (due, evaluation.ticket_id))
-
-    def _count(self, evaluation: TicketEvaluation, delta: int) -> None:
-        self.queues.add(evaluation.queue)
-        for clock, status in evaluation.clocks.items():
-            if status.stopped:
-                continue  # a stopped clock is no longer open work; completions count it
-            key = (clock.value, status.state.value, evaluation.priority, evaluation.queue)
+    def _count(self, gauges: tuple[GaugeKey, ...], delta: int) -> None:
+        for key in gauges:
             self.counts[key] += delta
             if self.counts[key] == 0:
                 del self.counts[key]
 
 
-def _breach_key(breach: Breach) -> tuple[Clock, str, bool]:
-    return (breach.clock, breach.key, True)
+def _compact(ticket: Ticket) -> Ticket:
+    """The ticket as kept in memory: only the events that move a clock."""
+    if all(event.kind in CLOCK_EVENTS for event in ticket.events):
+        return ticket
+    return replace(ticket, events=tuple(e for e in ticket.events if e.kind in CLOCK_EVENTS))
 
 
-def _completion_key(completion: Completion) -> tuple[Clock, str, bool]:
-    return (completion.clock, completion.key, False)
+# An outcome's identity as a 64-bit fingerprint: a few bytes instead of a key string. The
+# store records each outcome once whatever the tracker believes, so a collision (odds 2^-64)
+# could only skip re-sending an outcome, and only within one process (string hashes are
+# salted per process).
+def _breach_key(breach: Breach) -> int:
+    return hash((breach.clock, breach.key, True))
+
+
+def _completion_key(completion: Completion) -> int:
+    return hash((completion.clock, completion.key, False))

@@ -176,6 +176,19 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
     completions: list[Completion] = []
     breaches: list[Breach] = []
 
+    def judge_stopped(clock: Clock, start: datetime, stop: datetime, key: str) -> None:
+        """A clock that stopped before the current one: only its outcome is kept."""
+        policy = policy_at(stop)
+        target = policy.target(clock)
+        if target is None:
+            return
+        end, elapsed, breached_at = _progress(
+            policy, target, intervals, start, stop, now, sticky.get(clock)
+        )
+        completions.append(Completion(clock, key, end, breached_at is None, elapsed))
+        if breached_at is not None:
+            breaches.append(Breach(clock, key if clock is Clock.UPDATE else "", breached_at))
+
     def judge(
         clock: Clock, start: datetime, stop: datetime | None, key: str, breach_key: str
     ) -> ClockStatus | None:
@@ -210,7 +223,7 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
     current_stop = resolutions[-1] if category is StatusCategory.RESOLVED else None
     for entry in resolutions:
         if entry != current_stop:
-            judge(Clock.RESOLUTION, seen.created_at, entry, entry.isoformat(), "")
+            judge_stopped(Clock.RESOLUTION, seen.created_at, entry, entry.isoformat())
     _keep(
         clocks,
         judge(
@@ -229,7 +242,7 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
     starts = [seen.created_at, *news]
     for index, start in enumerate(starts):
         if index + 1 < len(starts):
-            judge(Clock.UPDATE, start, starts[index + 1], start.isoformat(), start.isoformat())
+            judge_stopped(Clock.UPDATE, start, starts[index + 1], start.isoformat())
             continue
         stop = max(current_stop, start) if current_stop is not None else None
         _keep(clocks, judge(Clock.UPDATE, start, stop, start.isoformat(), start.isoformat()))
@@ -265,8 +278,7 @@ def _clock_status(
     sticky: datetime | None,
 ) -> ClockStatus:
     calendar = policy.calendar
-    end = now if stop is None else min(stop, now)
-    elapsed = _measure(calendar, intervals, start, end)
+    end, elapsed, breached_at = _progress(policy, target, intervals, start, stop, now, sticky)
     running = stop is None and bool(intervals) and intervals[-1].category is StatusCategory.OPEN
     at_risk_target = target * policy.at_risk_ratio
 
@@ -277,10 +289,6 @@ def _clock_status(
             return calendar.add_business_seconds(now, amount - elapsed)
         return None
 
-    over = elapsed > target
-    breached_at = _crossing(calendar, intervals, start, end, target) if over else None
-    if breached_at is None and sticky is not None and sticky >= start:
-        breached_at = sticky  # breached under an earlier priority's tighter target
     if stop is not None:
         state = ClockState.BREACHED if breached_at is not None else ClockState.MET
     elif breached_at is not None:
@@ -316,7 +324,29 @@ def _clock_status(
     )
 
 
+def _progress(
+    policy: Policy,
+    target: float,
+    intervals: list[_Interval],
+    start: datetime,
+    stop: datetime | None,
+    now: datetime,
+    sticky: datetime | None,
+) -> tuple[datetime, float, datetime | None]:
+    """Where a clock stands: the end of its measure, its business seconds and when it breached."""
+    end = now if stop is None else min(stop, now)
+    elapsed = _measure(policy.calendar, intervals, start, end)
+    breached_at = (
+        _crossing(policy.calendar, intervals, start, end, target) if elapsed > target else None
+    )
+    if breached_at is None and sticky is not None and sticky >= start:
+        breached_at = sticky  # breached under an earlier priority's tighter target
+    return end, elapsed, breached_at
+
+
 def _until(ticket: Ticket, now: datetime) -> Ticket:
+    if not ticket.events or ticket.events[-1].at <= now:
+        return ticket  # events are in time order: nothing to cut
     events = tuple(e for e in ticket.events if e.at <= now)
     return ticket if len(events) == len(ticket.events) else replace(ticket, events=events)
 
@@ -389,6 +419,8 @@ def _crossing(
 def _sticky_breaches(ticket: Ticket, policies: PolicySet) -> dict[Clock, datetime]:
     """When each clock went over target under an earlier priority: a breach is never withdrawn."""
     breached: dict[Clock, datetime] = {}
+    if all(event.kind is not EventKind.PRIORITY_CHANGE for event in ticket.events):
+        return breached
     for index, event in enumerate(ticket.events):
         if event.kind is not EventKind.PRIORITY_CHANGE:
             continue

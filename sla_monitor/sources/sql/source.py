@@ -4,9 +4,10 @@ Ticket queries return: ticket_id, created_at, updated_at, queue, status, priorit
 optionally subject, language and timezone (the requester's).
 The events query ($1: ticket ids; optionally $2: the author sla-monitor posts updates as)
 returns: ticket_id, at, kind, value and optionally previous_value, ordered by ticket and time.
-The ticket row holds the current status and priority; the status and priority at creation
-are the first change's previous_value, else the current ones when nothing changed, else (a
-status changed but its previous value is unknown) the first open status.
+Statuses, priorities, queues, languages and time zones are interned: a million tickets share
+a few dozen strings. The ticket row holds the current status and priority; the status and
+priority at creation are the first change's previous_value, else the current ones when nothing
+changed, else (a status changed but its previous value is unknown) the first open status.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from importlib import resources
+from sys import intern
 from typing import Any
 
 import asyncpg
@@ -124,7 +126,7 @@ class SqlSource:
                 )
             value = record["value"]
             events[ticket_id].append(
-                TicketEvent(record["at"], kind, None if value is None else str(value))
+                TicketEvent(record["at"], kind, None if value is None else intern(str(value)))
             )
         for row in rows:
             ticket_id = str(row["ticket_id"])
@@ -153,11 +155,15 @@ class SqlSource:
                 Ticket(
                     ticket_id=ticket_id,
                     created_at=row["created_at"],
-                    queue=str(row["queue"]),
-                    initial_status=first_previous.get((ticket_id, EventKind.STATUS_CHANGE))
-                    or (self._initial_status if status_changed else str(row["status"])),
-                    initial_priority=first_previous.get((ticket_id, EventKind.PRIORITY_CHANGE))
-                    or str(row["priority"]),
+                    queue=intern(str(row["queue"])),
+                    initial_status=intern(
+                        first_previous.get((ticket_id, EventKind.STATUS_CHANGE))
+                        or (self._initial_status if status_changed else str(row["status"]))
+                    ),
+                    initial_priority=intern(
+                        first_previous.get((ticket_id, EventKind.PRIORITY_CHANGE))
+                        or str(row["priority"])
+                    ),
                     subject=str(row.get("subject") or ""),
                     events=tuple(events[ticket_id]),
                     language=_optional_text(row, "language"),
@@ -169,4 +175,4 @@ class SqlSource:
 
 def _optional_text(row: asyncpg.Record, column: str) -> str | None:
     value = row.get(column)
-    return None if value is None or value == "" else str(value)
+    return None if value is None or value == "" else intern(str(value))
