@@ -80,11 +80,8 @@ async def helpdesk(args: argparse.Namespace) -> AsyncIterator[str]:
     base, _, query = admin_dsn.partition("?")
     dsn = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
     try:
-        subprocess.run(
-            [sys.executable, str(HERE / "generate.py"), dsn]
-            + ["--total", str(args.total), "--open", str(args.open), "--seed", str(args.seed)],
-            check=True,
-        )
+        sizes = ["--total", str(args.total), "--open", str(args.open), "--seed", str(args.seed)]
+        subprocess.run([sys.executable, str(HERE / "generate.py"), dsn, *sizes], check=True)
         yield dsn
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -143,7 +143,8 @@ async def generate(
         await conn.execute("ANALYZE helpdesk.ticket_events")
     finally:
         await conn.close()
-    return {"tickets": total, "open": open_, "events": events_total, "seconds": time.perf_counter() - began}
+    seconds = time.perf_counter() - began
+    return {"tickets": total, "open": open_, "events": events_total, "seconds": seconds}
 
 
 def main() -> None:
