@@ -5,14 +5,16 @@ and keeps the open-ticket counts that the gauges export. Re-evaluation is driven
 so an idle ticket costs nothing until its next at-risk or deadline instant.
 
 Memory is what limits how many open tickets one daemon follows, so a tracked ticket is kept
-small: the ticket without the events the engine never reads, the instant it was judged (the
-evaluation itself is recomputed on demand: the engine is deterministic), its gauge keys (shared
-tuples), its next timer, and 64-bit fingerprints of the outcomes already recorded.
+small: the ticket packed into bytes without the events the engine never reads, the instant it
+was judged (the evaluation itself is recomputed on demand: the engine is deterministic), its
+gauge keys (shared tuples), its next timer, and 64-bit fingerprints of the outcomes already
+recorded, packed too.
 """
 
 from __future__ import annotations
 
 import heapq
+import struct
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,6 +30,7 @@ from sla_monitor.engine import (
     evaluate_ticket,
 )
 from sla_monitor.engine.clocks import Breach, Completion
+from sla_monitor.packed import TicketPacker
 from sla_monitor.store import TicketOutcomes
 
 GaugeKey = tuple[str, str, str, str]  # clock, state, priority, queue
@@ -44,11 +47,13 @@ CLOCK_EVENTS = frozenset(
 
 @dataclass(slots=True)
 class _Tracked:
-    ticket: Ticket  # without the events outside CLOCK_EVENTS
+    ticket_id: str
+    subject: str
+    packed: bytes | Ticket  # TicketPacker.pack of the ticket without the events it ignores
     evaluated_at: datetime  # usually shared by a whole batch
     gauges: tuple[GaugeKey, ...]  # shared: one tuple per distinct combination
     due: datetime | None  # the evaluation's next_transition
-    recorded: frozenset[int] | None  # fingerprints of outcomes confirmed as recorded
+    recorded: bytes  # 64-bit fingerprints of the outcomes confirmed as recorded
 
 
 class Tracker:
@@ -63,6 +68,7 @@ class Tracker:
         self.owing: set[str] = set()
         self.queues: set[str] = set()
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
+        self._packer = TicketPacker()
 
     def __len__(self) -> int:
         return len(self._tracked)
@@ -75,14 +81,14 @@ class Tracker:
         tracked = self._tracked.get(ticket_id)
         if tracked is None:
             return None
-        return evaluate_ticket(tracked.ticket, self.policies, tracked.evaluated_at)
+        return evaluate_ticket(self._unpack(tracked), self.policies, tracked.evaluated_at)
 
     def tickets(self) -> list[Ticket]:
-        return [tracked.ticket for tracked in self._tracked.values()]
+        return [self._unpack(tracked) for tracked in self._tracked.values()]
 
     def evaluations(self) -> list[TicketEvaluation]:
         return [
-            evaluate_ticket(tracked.ticket, self.policies, tracked.evaluated_at)
+            evaluate_ticket(self._unpack(tracked), self.policies, tracked.evaluated_at)
             for tracked in self._tracked.values()
         ]
 
@@ -101,11 +107,13 @@ class Tracker:
             self.owing.add(ticket.ticket_id)
         gauges = self._gauges(evaluation)
         tracked = _Tracked(
-            _compact(ticket),
+            ticket.ticket_id,
+            ticket.subject,
+            self._packer.pack(_compact(ticket)),
             now,
             gauges,
             evaluation.next_transition,
-            previous.recorded if previous else None,
+            previous.recorded if previous else b"",
         )
         self._tracked[ticket.ticket_id] = tracked
         self.queues.add(evaluation.queue)
@@ -122,7 +130,7 @@ class Tracker:
             tracked = self._tracked.get(ticket_id)
             if tracked is None or tracked.due != due:
                 continue  # stale timer: the ticket changed or left since it was set
-            refreshed.append(self.update(tracked.ticket, now))
+            refreshed.append(self.update(self._unpack(tracked), now))
         return refreshed
 
     def next_due(self) -> datetime | None:
@@ -137,7 +145,7 @@ class Tracker:
     def unrecorded(self, evaluation: TicketEvaluation) -> TicketOutcomes | None:
         """The breaches and completions of ``evaluation`` not yet confirmed as recorded."""
         tracked = self._tracked.get(evaluation.ticket_id)
-        done = frozenset() if tracked is None or tracked.recorded is None else tracked.recorded
+        done = set() if tracked is None else set(_FINGERPRINTS.iter_unpack(tracked.recorded))
         breaches = tuple(b for b in evaluation.breaches if _breach_key(b) not in done)
         completions = tuple(c for c in evaluation.completions if _completion_key(c) not in done)
         if not breaches and not completions:
@@ -150,20 +158,23 @@ class Tracker:
         tracked = self._tracked.get(outcomes.ticket_id)
         if tracked is None:
             return
-        tracked.recorded = (tracked.recorded or frozenset()).union(
-            [_breach_key(b) for b in outcomes.breaches],
-            [_completion_key(c) for c in outcomes.completions],
+        tracked.recorded += b"".join(
+            [_FINGERPRINTS.pack(*_breach_key(b)) for b in outcomes.breaches]
+            + [_FINGERPRINTS.pack(*_completion_key(c)) for c in outcomes.completions]
         )
 
     def ticket(self, ticket_id: str) -> Ticket | None:
         tracked = self._tracked.get(ticket_id)
-        return None if tracked is None else tracked.ticket
+        return None if tracked is None else self._unpack(tracked)
 
     def forget(self, ticket_id: str) -> None:
         self.owing.discard(ticket_id)
         tracked = self._tracked.pop(ticket_id, None)
         if tracked is not None:
             self._count(tracked.gauges, -1)
+
+    def _unpack(self, tracked: _Tracked) -> Ticket:
+        return self._packer.unpack(tracked.ticket_id, tracked.subject, tracked.packed)
 
     def _gauges(self, evaluation: TicketEvaluation) -> tuple[GaugeKey, ...]:
         # A stopped clock is no longer open work; completions count it.
@@ -188,13 +199,16 @@ def _compact(ticket: Ticket) -> Ticket:
     return replace(ticket, events=tuple(e for e in ticket.events if e.kind in CLOCK_EVENTS))
 
 
-# An outcome's identity as a 64-bit fingerprint: a few bytes instead of a key string. The
-# store records each outcome once whatever the tracker believes, so a collision (odds 2^-64)
-# could only skip re-sending an outcome, and only within one process (string hashes are
-# salted per process).
-def _breach_key(breach: Breach) -> int:
-    return hash((breach.clock, breach.key, True))
+# An outcome's identity as a 64-bit fingerprint: 8 bytes instead of a key string. The store
+# records each outcome once whatever the tracker believes, so a collision (odds 2^-64) could
+# only skip re-sending an outcome, and only within one process (string hashes are salted per
+# process).
+_FINGERPRINTS = struct.Struct("<q")
 
 
-def _completion_key(completion: Completion) -> int:
-    return hash((completion.clock, completion.key, False))
+def _breach_key(breach: Breach) -> tuple[int]:
+    return (hash((breach.clock, breach.key, True)),)
+
+
+def _completion_key(completion: Completion) -> tuple[int]:
+    return (hash((completion.clock, completion.key, False)),)

@@ -1,0 +1,105 @@
+"""The tracker keeps open tickets compactly and answers exactly as the engine would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sla_monitor.engine import (
+    Clock,
+    EventKind,
+    PolicySet,
+    Ticket,
+    TicketEvent,
+    evaluate_ticket,
+)
+from sla_monitor.tracker import Tracker
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+POLICIES = PolicySet()
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def ticket(ticket_id: str, *events: tuple[float, EventKind, str | None]) -> Ticket:
+    return Ticket(
+        ticket_id=ticket_id,
+        created_at=T0,
+        queue="support",
+        initial_status="new",
+        initial_priority="normal",
+        subject=f"ticket {ticket_id}",
+        events=tuple(TicketEvent(at(m), kind, value) for m, kind, value in events),
+    )
+
+
+BUSY = ticket(
+    "1",
+    (0, EventKind.CUSTOMER_MESSAGE, None),
+    (30, EventKind.PUBLIC_REPLY, None),
+    (31, EventKind.INTERNAL_NOTE, None),
+    (40, EventKind.CUSTOMER_MESSAGE, None),
+    (300, EventKind.PUBLIC_REPLY, None),
+    (301, EventKind.STATUS_CHANGE, "open"),
+)
+
+
+def test_the_kept_evaluation_is_the_engines() -> None:
+    tracker = Tracker(POLICIES)
+    returned = tracker.update(BUSY, at(400))
+    assert returned == evaluate_ticket(BUSY, POLICIES, at(400))
+    assert tracker.evaluation("1") == returned
+
+
+def test_events_no_clock_reads_are_not_kept() -> None:
+    tracker = Tracker(POLICIES)
+    tracker.update(BUSY, at(400))
+    kept = tracker.ticket("1")
+    assert kept is not None
+    assert [e.kind for e in kept.events] == [
+        EventKind.PUBLIC_REPLY,
+        EventKind.PUBLIC_REPLY,
+        EventKind.STATUS_CHANGE,
+    ]
+    assert (kept.ticket_id, kept.subject, kept.created_at) == ("1", "ticket 1", T0)
+    assert evaluate_ticket(kept, POLICIES, at(2000)) == evaluate_ticket(BUSY, POLICIES, at(2000))
+
+
+def test_recorded_outcomes_are_not_offered_again_but_new_ones_are() -> None:
+    tracker = Tracker(POLICIES)
+    first = tracker.update(BUSY, at(400))
+    outcomes = tracker.unrecorded(first)
+    assert outcomes is not None
+    assert {c.clock for c in outcomes.completions} == {Clock.FIRST_RESPONSE, Clock.UPDATE}
+    tracker.mark_recorded(outcomes)
+    assert tracker.unrecorded(first) is None
+    later = tracker.update(BUSY, at(2000))  # the resolution clock has breached since
+    fresh = tracker.unrecorded(later)
+    assert fresh is not None
+    assert fresh.completions == ()
+    assert {b.clock for b in fresh.breaches} == {Clock.RESOLUTION, Clock.UPDATE}
+
+
+def test_a_due_ticket_is_judged_again_at_its_transition() -> None:
+    tracker = Tracker(POLICIES)
+    young = ticket("2")
+    tracker.update(young, at(10))
+    due = tracker.next_due()
+    assert due == at(45)  # 75 % of the 1 h first-response target
+    assert tracker.refresh_due(at(44)) == []
+    [refreshed] = tracker.refresh_due(at(45))
+    assert refreshed.clocks[Clock.FIRST_RESPONSE].state == "at_risk"
+    assert tracker.counts[("first_response", "at_risk", "normal", "support")] == 1
+    assert ("first_response", "ok", "normal", "support") not in tracker.counts
+
+
+def test_a_resolved_ticket_leaves_the_counts() -> None:
+    tracker = Tracker(POLICIES)
+    tracker.update(ticket("3"), at(10))
+    tracker.update(ticket("4"), at(10))
+    assert tracker.counts[("first_response", "ok", "normal", "support")] == 2
+    tracker.update(ticket("3", (20, EventKind.STATUS_CHANGE, "resolved")), at(30))
+    assert len(tracker) == 1
+    assert tracker.counts[("first_response", "ok", "normal", "support")] == 1
+    assert tracker.evaluation("3") is None
