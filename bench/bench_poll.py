@@ -25,8 +25,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,22 @@ def rss_mib() -> float:
 
 def verdict(ok: bool) -> str:
     return "target met" if ok else "TARGET MISSED"
+
+
+@contextmanager
+def profiling(enabled: bool, what: str) -> Iterator[None]:
+    """Prints a pyinstrument profile of the block when enabled."""
+    if not enabled:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(async_mode="enabled", interval=0.0005)
+    profiler.start()
+    yield
+    profiler.stop()
+    print(f"--- profile of the {what} ---")
+    print(profiler.output_text(unicode=False, color=False, show_all=False))
 
 
 async def timed(action: Callable[[], Any]) -> float:
@@ -146,22 +162,15 @@ async def run(
     print(f"raw COPY TO STDOUT (open tickets + their events): {raw:.2f} s, {size / MIB:,.0f} MiB")
 
     daemon = build_daemon(settings, pool, pool)
+    daemon.freeze_gc = True  # as `sla-monitor run` does
     await daemon.store.migrate()
     read = await timed(lambda: read_only(daemon))
     print(f"source read alone (rows to Ticket objects): {read:.2f} s ({read / raw:.1f}x raw COPY)")
 
     gc.collect()
     base = rss_mib()
-    profiler = None
-    if profile:
-        from pyinstrument import Profiler
-
-        profiler = Profiler(async_mode="enabled")
-        profiler.start()
-    sync = await timed(daemon.poll_once)
-    if profiler is not None:
-        profiler.stop()
-        print(profiler.output_text(unicode=False, color=False, show_all=False))
+    with profiling(profile, "full sync"):
+        sync = await timed(daemon.poll_once)
     gc.collect()
     after = rss_mib()
     tracked = len(daemon.tracker)
@@ -197,7 +206,8 @@ async def run(
             "SELECT unnest($1::bigint[]), 'customer_message', 'customer'",
             chosen,
         )
-        cycles.append(await timed(daemon.poll_once))
+        with profiling(profile and round_ == 2, "incremental cycle"):
+            cycles.append(await timed(daemon.poll_once))
     best = statistics.median(cycles)
     print(
         f"incremental cycle with {changes:,} changed tickets: median {best * 1000:.1f} ms of "
@@ -229,7 +239,9 @@ if __name__ == "__main__":
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--database-dsn", help="a helpdesk already loaded by generate.py")
     parser.add_argument(
-        "--profile", action="store_true", help="profile the full sync (pip install pyinstrument)"
+        "--profile",
+        action="store_true",
+        help="profile the full sync and an incremental cycle (pip install pyinstrument)",
     )
     configure_logging("warning")  # one info line per breach would drown the figures
     asyncio.run(main(parser.parse_args()))

@@ -271,6 +271,7 @@ async def serve(
     notifier = SystemdNotifier()
     async with open_pools(settings) as (store_pool, source_pool):
         daemon = build_daemon(settings, store_pool, source_pool)
+        daemon.freeze_gc = True
         watchdog = notifier.watchdog_interval()
         daemon.heartbeat = _SystemdHeartbeat(daemon, notifier)
         daemon.heartbeat_interval = watchdog if watchdog is not None else 1.0

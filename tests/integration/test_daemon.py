@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -259,3 +260,19 @@ async def test_the_watermark_keeps_a_lag_for_late_commits_then_settles(pool, hel
     async with pool.acquire() as conn:
         stored = await conn.fetchval("SELECT changed_at FROM sla_monitor.watermarks")
     assert stored == newest
+
+
+async def test_a_served_daemon_hides_what_its_sync_keeps_from_the_collector(pool, helpdesk) -> None:
+    await helpdesk.ticket(created=0)
+    daemon = make_daemon(pool, FakeClock(10))
+    daemon.freeze_gc = True  # what `sla-monitor run` sets
+    await daemon.store.migrate()
+    gc.unfreeze()
+    try:
+        await daemon.poll_once()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    plain = make_daemon(pool, FakeClock(10))
+    await plain.poll_once()
+    assert gc.get_freeze_count() == 0
