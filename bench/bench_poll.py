@@ -9,8 +9,8 @@ helpdesk generate.py already loaded (and drops only the daemon's own schema, bef
 
 Prints: the raw `COPY (same query) TO STDOUT` of the open tickets and their events, the source
 read alone, the daemon's full sync (read, judge, record) and its ratio to the raw COPY, RSS per
-tracked open ticket, an idle cycle, an incremental cycle with C changed tickets and the
-/metrics scrape over HTTP.
+tracked open ticket, an idle cycle, an incremental cycle with C changed tickets (a third each
+of customer messages, staff replies and tickets put on hold) and the /metrics scrape over HTTP.
 """
 
 from __future__ import annotations
@@ -126,6 +126,33 @@ async def raw_copy(conn: asyncpg.Connection, settings: Settings) -> tuple[float,
     return time.perf_counter() - began, received
 
 
+async def change(conn: asyncpg.Connection, ids: list[int]) -> None:
+    """A day's mix of changes: a third each of customer messages, staff replies and tickets
+    put on hold (pending on the customer), in one transaction."""
+    third = len(ids) // 3
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO helpdesk.ticket_events (ticket_id, kind, author) "
+            "SELECT unnest($1::bigint[]), 'customer_message', 'customer'",
+            ids[:third],
+        )
+        await conn.execute(
+            "INSERT INTO helpdesk.ticket_events (ticket_id, kind, author) "
+            "SELECT unnest($1::bigint[]), 'public_reply', 'staff'",
+            ids[third : 2 * third],
+        )
+        await conn.execute(
+            "INSERT INTO helpdesk.ticket_events (ticket_id, kind, author, new_value, old_value) "
+            "SELECT id, 'status_change', 'staff', 'pending', status FROM helpdesk.tickets "
+            "WHERE id = ANY($1::bigint[])",
+            ids[2 * third :],
+        )
+        await conn.execute(
+            "UPDATE helpdesk.tickets SET status = 'pending' WHERE id = ANY($1::bigint[])",
+            ids[2 * third :],
+        )
+
+
 async def read_only(daemon: Daemon) -> int:
     count = 0
     async for batch in daemon.source.open_tickets():
@@ -201,11 +228,7 @@ async def run(
         await asyncio.sleep(settings.source.watermark_lag + 0.5)  # leave the lag window
         await daemon.poll_once()
         chosen = [row["id"] for row in ids[round_ * changes : (round_ + 1) * changes]]
-        await conn.execute(
-            "INSERT INTO helpdesk.ticket_events (ticket_id, kind, author) "
-            "SELECT unnest($1::bigint[]), 'customer_message', 'customer'",
-            chosen,
-        )
+        await change(conn, chosen)
         with profiling(profile and round_ == 2, "incremental cycle"):
             cycles.append(await timed(daemon.poll_once))
     best = statistics.median(cycles)

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import gc
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
@@ -203,7 +205,7 @@ class Daemon:
     def reload(self, policies: PolicySet) -> None:
         """Applies new policies to every tracked ticket; outcomes are recorded next cycle."""
         self.tracker.policies = policies
-        self._absorb(Batch(tickets=self.tracker.tickets()))
+        self._absorb(Batch(tickets=self.tracker.tickets()), rejudge=True)
         self.metrics.tracked_tickets.set(len(self.tracker))
         log.info("policies_reloaded", tracked=len(self.tracker))
 
@@ -213,13 +215,27 @@ class Daemon:
         first = self.clock() - self.backfill - self.watermark_lag
         self.watermark = stored if stored is not None else first
         count = 0
-        async for batch in self.source.open_tickets():
-            self._absorb(batch)
-            count += len(batch.tickets)
-            if len(self._pending) + len(self._escalations_pending) >= SYNC_FLUSH:
-                # A backlog's outcomes are recorded as the sync goes, not held until its end:
-                # memory stays flat and alerts start flowing during a long first sync.
-                await self._flush(None)
+        # A backlog's outcomes are recorded as the sync goes, not held until its end: memory
+        # stays flat, alerts flow during a long first sync, and the database records one
+        # chunk while the next is judged.
+        recording: asyncio.Task[None] | None = None
+        try:
+            async for batch in self.source.open_tickets():
+                self._absorb(batch)
+                count += len(batch.tickets)
+                if len(self._pending) + len(self._escalations_pending) >= SYNC_FLUSH:
+                    if recording is not None:
+                        await recording
+                    recording = asyncio.create_task(self._flush(None))
+        except BaseException:
+            if recording is not None:
+                await asyncio.wait([recording])  # its outcomes return to the pending ones
+                if not recording.cancelled():
+                    recording.exception()  # reported by the sync's own error
+            raise
+        if recording is not None:
+            await recording
+        await self._flush(None)
         self.synced = True
         if self.freeze_gc:
             # What the sync leaves is long-lived: hidden from the collector, a full collection
@@ -234,12 +250,15 @@ class Daemon:
             resumed=stored is not None,
         )
 
-    def _absorb(self, batch: Batch) -> None:
+    def _absorb(self, batch: Batch, rejudge: bool = False) -> None:
+        """Judges the batch's new and changed tickets (all of them when ``rejudge``)."""
         now = self.clock()
         for bad in batch.bad_rows:
             self._bad_row(bad)
         evaluations = []
         for ticket in batch.tickets:
+            if not rejudge and self.tracker.unchanged(ticket):
+                continue  # a customer message, an internal note, a re-read of the lag window
             try:
                 evaluations.append(self.tracker.update(ticket, now))
             except TicketError as error:
@@ -305,27 +324,40 @@ class Daemon:
         )
 
     async def _flush(self, watermark: datetime | None) -> None:
-        """Records pending outcomes (and the watermark) in one transaction, then counts them."""
-        pending = list(self._pending.values())
-        escalations = dict(self._escalations_pending)
-        updates = self._updates_pending
-        if not pending and not escalations and not updates and watermark is None:
+        """Records pending outcomes (and the watermark) in one transaction, then counts them.
+
+        What it records is taken out of the pending state first, so judging may go on while
+        the database works; if recording fails it is put back for the next attempt."""
+        if (
+            not self._pending
+            and not self._escalations_pending
+            and not self._updates_pending
+            and watermark is None
+        ):
             return
+        taken, self._pending = self._pending, {}
+        escalations, self._escalations_pending = self._escalations_pending, {}
+        updates, self._updates_pending = self._updates_pending, []
+        pending = list(taken.values())
         state = EscalationState(
             tickets=list(escalations),
             active=[row for rows in escalations.values() for row in rows],
         )
-        new = await self.store.record(
-            pending,
-            watermark,
-            state,
-            None
-            if self.updates is None
-            else (updates, self.updates.max_per_day, self.updates.channel),
-        )
-        self._pending.clear()
-        self._escalations_pending.clear()
-        self._updates_pending = []
+        try:
+            new = await self.store.record(
+                pending,
+                watermark,
+                state,
+                None
+                if self.updates is None
+                else (updates, self.updates.max_per_day, self.updates.channel),
+            )
+        except BaseException:
+            # Anything judged meanwhile is newer than what was taken: it wins.
+            self._pending = taken | self._pending
+            self._escalations_pending = escalations | self._escalations_pending
+            self._updates_pending = self._updates_pending or updates
+            raise
         inserted = {r["dedup_key"] for r in new.outbox if r["action"] == "update"}
         for row in updates:
             if row.idempotency_key in inserted:
@@ -350,23 +382,46 @@ class Daemon:
                 self.on_outbox()
 
     def _count(self, new: NewlyRecorded) -> None:
-        for row in new.breaches:
-            self.metrics.breaches.labels(row["clock"], row["priority"], row["queue"]).inc()
+        breaches = Counter((row["clock"], row["priority"], row["queue"]) for row in new.breaches)
+        for labels, count in breaches.items():
+            self.metrics.breaches.labels(*labels).inc(count)
+        if not self.synced and new.breaches:
+            # A backlog read on a first start: one line per chunk, not one per breach (the
+            # breaches table holds each one).
             log.info(
-                "sla_breached",
-                ticket_id=row["ticket_id"],
-                clock=row["clock"],
-                priority=row["priority"],
-                queue=row["queue"],
+                "sla_breached_in_backlog",
+                breaches=len(new.breaches),
+                by_clock=dict(Counter(row["clock"] for row in new.breaches)),
             )
+        else:
+            for row in new.breaches:
+                log.info(
+                    "sla_breached",
+                    ticket_id=row["ticket_id"],
+                    clock=row["clock"],
+                    priority=row["priority"],
+                    queue=row["queue"],
+                )
+        completed = Counter(
+            (row["clock"], "met" if row["met"] else "breached", row["priority"], row["queue"])
+            for row in new.completions
+        )
+        for completion, count in completed.items():
+            self.metrics.sla_completed.labels(*completion).inc(count)
+        histograms = {
+            Clock.FIRST_RESPONSE.value: self.metrics.first_response_seconds,
+            Clock.RESOLUTION.value: self.metrics.resolution_seconds,
+        }
+        children: dict[tuple[str, str, str], Any] = {}
         for row in new.completions:
-            outcome = "met" if row["met"] else "breached"
-            labels = (row["priority"], row["queue"])
-            self.metrics.sla_completed.labels(row["clock"], outcome, *labels).inc()
-            if row["clock"] == Clock.FIRST_RESPONSE.value:
-                self.metrics.first_response_seconds.labels(*labels).observe(row["elapsed_seconds"])
-            elif row["clock"] == Clock.RESOLUTION.value:
-                self.metrics.resolution_seconds.labels(*labels).observe(row["elapsed_seconds"])
+            histogram = histograms.get(row["clock"])
+            if histogram is None:
+                continue
+            key = (row["clock"], row["priority"], row["queue"])
+            child = children.get(key)
+            if child is None:
+                child = children[key] = histogram.labels(row["priority"], row["queue"])
+            child.observe(row["elapsed_seconds"])
 
 
 def _fingerprint(rows: list[EscalationRow]) -> int:

@@ -100,6 +100,17 @@ class Tracker:
             for tracked in self._tracked.values()
         ]
 
+    def unchanged(self, ticket: Ticket) -> bool:
+        """True when ``ticket`` is tracked as it is, up to events no clock reads: judging it
+        again would change nothing but the instant, and the timers cover what time changes."""
+        tracked = self._tracked.get(ticket.ticket_id)
+        if tracked is None or tracked[1] != ticket.subject:
+            return False
+        compact = _compact(ticket)
+        if compact.events and compact.events[-1].at > tracked[_EVALUATED_AT]:
+            return False  # an event stamped after it was judged: not yet seen by the engine
+        return self._packer.pack(compact) == tracked[2]
+
     def update(self, ticket: Ticket, now: datetime) -> TicketEvaluation:
         """Evaluates a new or changed ticket; a resolved one is judged and then forgotten."""
         evaluation = evaluate_ticket(ticket, self.policies, now)
@@ -114,20 +125,21 @@ class Tracker:
         if update is not None and update.state is ClockState.BREACHED and not update.stopped:
             self.owing.add(ticket.ticket_id)
         gauges = self._gauges(evaluation)
+        due = evaluation.next_transition
         tracked: _Tracked = (
             ticket.ticket_id,
             ticket.subject,
             self._packer.pack(_compact(ticket)),
             now,
             gauges,
-            evaluation.next_transition,
+            due,
             previous[_RECORDED] if previous else b"",
         )
         self._tracked[ticket.ticket_id] = tracked
         self.queues.add(evaluation.queue)
         self._count(gauges, +1)
-        if evaluation.next_transition is not None:
-            heapq.heappush(self._timers, (evaluation.next_transition, ticket.ticket_id))
+        if due is not None:
+            heapq.heappush(self._timers, (due, ticket.ticket_id))
         return evaluation
 
     def refresh_due(self, now: datetime) -> list[TicketEvaluation]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sla_monitor.engine import (
@@ -103,3 +104,29 @@ def test_a_resolved_ticket_leaves_the_counts() -> None:
     assert len(tracker) == 1
     assert tracker.counts[("first_response", "ok", "normal", "support")] == 1
     assert tracker.evaluation("3") is None
+
+
+def test_a_ticket_is_unchanged_until_something_a_clock_reads_changes() -> None:
+    tracker = Tracker(POLICIES)
+    assert not tracker.unchanged(BUSY)  # not tracked yet
+    tracker.update(BUSY, at(400))
+    chatty = replace(
+        BUSY,
+        events=(
+            *BUSY.events,
+            TicketEvent(at(350), EventKind.CUSTOMER_MESSAGE),
+            TicketEvent(at(360), EventKind.INTERNAL_NOTE),
+        ),
+    )
+    assert tracker.unchanged(BUSY)
+    assert tracker.unchanged(chatty)
+    replied = replace(BUSY, events=(*BUSY.events, TicketEvent(at(390), EventKind.PUBLIC_REPLY)))
+    assert not tracker.unchanged(replied)
+    assert not tracker.unchanged(replace(BUSY, subject="renamed"))
+    assert not tracker.unchanged(replace(BUSY, queue="billing"))
+    # An event stamped after the ticket was judged was cut by the engine: judge it again.
+    ahead = replace(BUSY, events=(*BUSY.events, TicketEvent(at(401), EventKind.PUBLIC_REPLY)))
+    tracker.update(ahead, at(400))
+    assert not tracker.unchanged(ahead)
+    tracker.update(ahead, at(402))
+    assert tracker.unchanged(ahead)

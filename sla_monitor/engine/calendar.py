@@ -30,8 +30,12 @@ class ContinuousCalendar:
     name = "24x7"
 
     def business_seconds(self, start: datetime, end: datetime) -> float:
+        if start.tzinfo is UTC and end.tzinfo is UTC:  # what the sources deliver: no conversion
+            return max(0.0, (end - start).total_seconds())
         # Through UTC: subtracting two datetimes of one zone would give wall-clock time.
         return max(0.0, (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds())
 
     def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
+        if start.tzinfo is UTC:
+            return start + timedelta(seconds=seconds)
         return (start.astimezone(UTC) + timedelta(seconds=seconds)).astimezone(start.tzinfo)

@@ -167,10 +167,13 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
     category = intervals[-1].category
     sticky = _sticky_breaches(seen, policies)
 
+    current = policies.policy_for(seen.priority, seen.queue)
+    reprioritised = any(e.kind is EventKind.PRIORITY_CHANGE for e in seen.events)
+
     def policy_at(moment: datetime | None) -> Policy:
-        return policies.policy_for(
-            seen.value_at(EventKind.PRIORITY_CHANGE, moment or now), seen.queue
-        )
+        if moment is None or not reprioritised:
+            return current
+        return policies.policy_for(seen.value_at(EventKind.PRIORITY_CHANGE, moment), seen.queue)
 
     clocks: dict[Clock, ClockStatus] = {}
     completions: list[Completion] = []
@@ -299,9 +302,7 @@ def _clock_status(
         state = ClockState.AT_RISK
     else:
         state = ClockState.OK
-    deadline = when(target)
-    if state is ClockState.MET:
-        deadline = None
+    deadline = None if state is ClockState.MET else when(target)
     return ClockStatus(
         clock=clock,
         state=state,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+import structlog
 
 from sla_monitor.config import Settings
 from sla_monitor.store import migration_versions
@@ -276,3 +277,95 @@ async def test_a_served_daemon_hides_what_its_sync_keeps_from_the_collector(pool
     plain = make_daemon(pool, FakeClock(10))
     await plain.poll_once()
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_change_no_clock_reads_is_not_judged_again(pool, helpdesk) -> None:
+    ticket = await helpdesk.ticket(created=0)
+    clock = FakeClock(20)
+    daemon = make_daemon(pool, clock)
+    await daemon.store.migrate()
+    await daemon.poll_once()
+    await helpdesk.event(ticket, 25, "customer_message")
+    clock.set(30)
+    await daemon.poll_once()
+    judged = daemon.tracker.evaluation(ticket)
+    assert judged is not None
+    assert judged.evaluated_at == at(20)  # the customer's message changed no clock
+    await helpdesk.reply(ticket, 35)
+    clock.set(40)
+    await daemon.poll_once()
+    judged = daemon.tracker.evaluation(ticket)
+    assert judged is not None
+    assert judged.evaluated_at == at(40)
+    assert completed(daemon, "first_response") == 1
+
+
+async def test_a_backlog_is_recorded_in_chunks_while_it_is_judged(
+    pool, helpdesk, monkeypatch
+) -> None:
+    monkeypatch.setattr("sla_monitor.daemon.SYNC_FLUSH", 3)
+    for index in range(10):
+        await helpdesk.ticket(created=-300 - index)  # breached: first response, update
+    daemon = make_daemon(pool, FakeClock(0))
+    daemon.source._batch_size = 2  # five batches, three chunks recorded while judging
+    await daemon.store.migrate()
+    with structlog.testing.capture_logs() as logs:
+        await daemon.poll_once()
+    backlog = [line for line in logs if line["event"] == "sla_breached_in_backlog"]
+    assert sum(line["breaches"] for line in backlog) == 20  # first response and update
+    assert len(backlog) > 1
+    assert not [line for line in logs if line["event"] == "sla_breached"]
+    assert await pool.fetchval("SELECT count(*) FROM sla_monitor.breaches") == 20
+    assert (
+        sample(
+            daemon,
+            "sla_monitor_breaches_total",
+            clock="first_response",
+            priority="normal",
+            queue="support",
+        )
+        == 10
+    )
+    late = await helpdesk.ticket(created=-100)
+    daemon.clock = FakeClock(30)
+    with structlog.testing.capture_logs() as logs:
+        await daemon.poll_once()
+    assert {line["ticket_id"] for line in logs if line["event"] == "sla_breached"} == {late}
+
+
+async def test_outcomes_a_failed_recording_took_are_recorded_next_time(
+    pool, helpdesk, monkeypatch
+) -> None:
+    monkeypatch.setattr("sla_monitor.daemon.SYNC_FLUSH", 2)
+    for index in range(6):
+        await helpdesk.ticket(created=-300 - index)
+    daemon = make_daemon(pool, FakeClock(0))
+    daemon.source._batch_size = 2
+    await daemon.store.migrate()
+    record = daemon.store.record
+    calls = 0
+
+    async def failing_second(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError("connection reset")
+        return await record(*args, **kwargs)
+
+    monkeypatch.setattr(daemon.store, "record", failing_second)
+    await daemon.cycle()  # the sync fails midway: source down, retried
+    assert sample(daemon, "sla_monitor_source_up") == 0
+    daemon._next_poll = 0.0
+    await daemon.cycle()
+    assert daemon.ready
+    assert await pool.fetchval("SELECT count(*) FROM sla_monitor.breaches") == 12
+    assert (
+        sample(
+            daemon,
+            "sla_monitor_breaches_total",
+            clock="first_response",
+            priority="normal",
+            queue="support",
+        )
+        == 6
+    )
