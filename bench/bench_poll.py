@@ -214,7 +214,9 @@ async def run(
         f"{projected:.2f} GiB (target < 1 GiB: {verdict(projected < 1)})"
     )
 
-    idle = [await timed(daemon.poll_once) for _ in range(5)]
+    idle = [await timed(daemon.poll_once) for _ in range(4)]
+    with profiling(profile, "idle cycle"):
+        idle.append(await timed(daemon.poll_once))
     print(f"idle cycle (no changes): median {statistics.median(idle) * 1000:.1f} ms")
 
     ids = await conn.fetch(

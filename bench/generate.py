@@ -42,7 +42,7 @@ Event = tuple[int, str, str | None, str | None, str | None, datetime]
 def closed_ticket(rng: random.Random, ticket_id: int, now: datetime) -> tuple[Ticket, list[Event]]:
     created = now - timedelta(seconds=rng.uniform(2 * 86400, 90 * 86400))
     replied = created + timedelta(seconds=rng.expovariate(1 / 2400))
-    resolved = replied + timedelta(seconds=rng.expovariate(1 / 30000))
+    resolved = min(replied + timedelta(seconds=rng.expovariate(1 / 30000)), now)
     events: list[Event] = [
         (ticket_id, "customer_message", "customer", None, None, created),
         (ticket_id, "public_reply", "staff", None, None, replied),

@@ -369,3 +369,27 @@ async def test_outcomes_a_failed_recording_took_are_recorded_next_time(
         )
         == 6
     )
+
+
+async def test_malformed_events_make_their_ticket_a_bad_row(pool, helpdesk) -> None:
+    fine = await helpdesk.ticket(created=0)
+    await helpdesk.reply(fine, 5)
+    odd_kind = await helpdesk.ticket(created=0)
+    await helpdesk.event(odd_kind, 5, "internal_note")
+    timeless = await helpdesk.ticket(created=0)
+    await helpdesk.event(timeless, 5, "customer_message")
+    events = (
+        "SELECT ticket_id::text AS ticket_id,"
+        " CASE WHEN kind = 'customer_message' THEN NULL ELSE created_at END AS at,"
+        " CASE WHEN kind = 'internal_note' THEN 'memo' ELSE kind END AS kind,"
+        " new_value AS value, old_value AS previous_value FROM helpdesk.ticket_events"
+        " WHERE ticket_id = ANY($1::text[]::bigint[]) ORDER BY ticket_id, created_at, id"
+    )
+    daemon = make_daemon(pool, FakeClock(20), Settings(source={"events_query": events}))
+    await daemon.store.migrate()
+    await daemon.poll_once()
+    assert sample(daemon, "sla_monitor_bad_rows_total", reason="unknown_event_kind") == 1
+    assert sample(daemon, "sla_monitor_bad_rows_total", reason="null_timestamp") == 1
+    assert fine in daemon.tracker
+    assert odd_kind not in daemon.tracker
+    assert timeless not in daemon.tracker

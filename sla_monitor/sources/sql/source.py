@@ -111,14 +111,16 @@ class SqlSource:
             ticket_id = str(record["ticket_id"])
             if ticket_id not in events or ticket_id in broken:
                 continue
-            problem = _timestamp_problem(record["at"], f"{record['kind']} event time")
+            at = record["at"]
             kind = _KINDS.get(record["kind"])
-            if problem is None and kind is None:
-                problem = ("unknown_event_kind", f"event kind {record['kind']!r} is unknown")
-            if problem is not None:
-                broken[ticket_id] = BadRow(ticket_id, *problem)
+            if kind is None or not isinstance(at, datetime) or at.tzinfo is None:
+                # The messages are built only here: most rows are well formed.
+                reason, detail = _timestamp_problem(at, f"{record['kind']} event time") or (
+                    "unknown_event_kind",
+                    f"event kind {record['kind']!r} is unknown",
+                )
+                broken[ticket_id] = BadRow(ticket_id, reason, detail)
                 continue
-            assert kind is not None
             if kind in (EventKind.STATUS_CHANGE, EventKind.PRIORITY_CHANGE):
                 previous = record.get("previous_value")
                 first_previous.setdefault(
@@ -126,7 +128,7 @@ class SqlSource:
                 )
             value = record["value"]
             events[ticket_id].append(
-                TicketEvent(record["at"], kind, None if value is None else intern(str(value)))
+                TicketEvent(at, kind, None if value is None else intern(str(value)))
             )
         for row in rows:
             ticket_id = str(row["ticket_id"])
