@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiohttp import web
 
-from sla_monitor.app import build_daemon, build_sender
+from sla_monitor.app import POOL_OPTIONS, build_daemon, build_sender
 from sla_monitor.config import Settings
 from sla_monitor.logs import configure_logging
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
@@ -96,7 +96,7 @@ async def main(probes: int, given: str | None) -> None:
         schema = settings.database.schema_name
         conn = await asyncpg.connect(dsn)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        pool = await asyncpg.create_pool(dsn, min_size=1, **POOL_OPTIONS)
         daemon = build_daemon(settings, pool, pool)
         daemon.freeze_gc = True
         sender = build_sender(settings, daemon, pool)

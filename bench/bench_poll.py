@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from sla_monitor.app import build_daemon
+from sla_monitor.app import POOL_OPTIONS, build_daemon
 from sla_monitor.config import Settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.http import start_http
@@ -172,7 +172,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         total = await conn.fetchval("SELECT count(*) FROM helpdesk.tickets")
         print(f"helpdesk: {total:,} tickets, {open_count:,} open; {os.cpu_count()} cores")
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        pool = await asyncpg.create_pool(dsn, min_size=1, **POOL_OPTIONS)
         try:
             await run(conn, pool, settings, args.changes, args.profile)
         finally:

@@ -48,6 +48,16 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         return server.get_uri(), server
 
 
+# Plans are made for each execution's arguments: asyncpg prepares every statement, and a
+# generic plan PostgreSQL caches while the daemon's tables are still empty (a first sync)
+# keeps scanning them whole once they hold a backlog, until autovacuum analyses them.
+POOL_OPTIONS: dict[str, Any] = {
+    "max_size": 4,
+    "command_timeout": 60,
+    "server_settings": {"plan_cache_mode": "force_custom_plan"},
+}
+
+
 @contextlib.asynccontextmanager
 async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
     """The state store's pool and the source's pool (the same one unless a source DSN is set).
@@ -61,7 +71,7 @@ async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, as
         log.info("embedded_postgres", data_dir=str(settings.database.embedded_data_dir))
     else:
         dsn = settings.database.dsn.get_secret_value()
-    options: dict[str, Any] = {"min_size": 0, "max_size": 4, "command_timeout": 60}
+    options: dict[str, Any] = {"min_size": 0, **POOL_OPTIONS}
     store_pool = await asyncpg.create_pool(dsn, **options)
     source_pool = store_pool
     if settings.source.dsn is not None:

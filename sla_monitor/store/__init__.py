@@ -49,12 +49,17 @@ RETURNING ticket_id, clock, window_key, met, elapsed_seconds, priority, queue
 """
 
 
+# Driven from the tickets (a nested loop over the active-escalations index) and with the
+# still-active keys hashed: `ticket_id = ANY($2) AND dedup_key <> ALL($3)` compared every row
+# with both arrays, and a plan cached while the table was empty scanned all of it, which made
+# a first sync of a large backlog quadratic (minutes per chunk at 140 k escalations).
 _RESOLVE_ESCALATIONS = """
 WITH resolved AS (
-    UPDATE {schema}.escalations SET resolved_at = now()
-    WHERE source = $1 AND ticket_id = ANY($2::text[]) AND resolved_at IS NULL
-      AND dedup_key <> ALL($3::text[])
-    RETURNING dedup_key, channels, alert
+    UPDATE {schema}.escalations e SET resolved_at = now()
+    FROM unnest($2::text[]) AS t (ticket_id)
+    WHERE e.source = $1 AND e.ticket_id = t.ticket_id AND e.resolved_at IS NULL
+      AND e.dedup_key NOT IN (SELECT unnest($3::text[]))
+    RETURNING e.dedup_key, e.channels, e.alert
 )
 INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
 SELECT dedup_key, 'resolve', unnest(channels), alert FROM resolved

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 import structlog
 
+from sla_monitor.app import open_pools
 from sla_monitor.config import Settings
 from sla_monitor.store import migration_versions
 from tests.integration.helpdesk import FakeClock, at, completed, make_daemon, sample
@@ -26,7 +27,7 @@ def open_gauge(
 
 async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
     daemon = make_daemon(pool, FakeClock())
-    assert await daemon.store.migrate() == migration_versions() == [1, 2, 3]
+    assert await daemon.store.migrate() == migration_versions() == [1, 2, 3, 4]
     assert await daemon.store.migrate() == []
     async with pool.acquire() as conn:
         tables = {
@@ -393,3 +394,12 @@ async def test_malformed_events_make_their_ticket_a_bad_row(pool, helpdesk) -> N
     assert fine in daemon.tracker
     assert odd_kind not in daemon.tracker
     assert timeless not in daemon.tracker
+
+
+async def test_the_served_pools_plan_each_execution(database_dsn) -> None:
+    # A generic plan cached while the daemon's tables were empty made a large first sync
+    # quadratic; the pools the daemon runs on never cache one.
+    settings = Settings(database={"dsn": database_dsn})
+    async with open_pools(settings) as (store_pool, source_pool):
+        assert await store_pool.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+        assert await source_pool.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
