@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import signal
+import time
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -241,14 +242,33 @@ def reload_policies(daemon: Daemon, config: str | None) -> bool:
     return True
 
 
+# While the first sync advances, systemd's start timeout is pushed this far ahead.
+SYNC_START_EXTENSION_USEC = 60_000_000
+
+
 class _SystemdHeartbeat:
     """READY=1 after the first good poll, STATUS lines, and WATCHDOG=1 from the main loop."""
 
-    def __init__(self, daemon: Daemon, notifier: SystemdNotifier) -> None:
+    def __init__(self, daemon: Daemon, notifier: SystemdNotifier, interval: float) -> None:
         self._daemon = daemon
         self._notifier = notifier
+        self._interval = interval
         self._ready_sent = False
         self._status = ""
+        self._synced_at = 0.0
+
+    def syncing(self, count: int) -> None:
+        """During the first sync: the watchdog, progress, and more time to start (a large
+        helpdesk takes minutes; TimeoutStartSec counts from each extension)."""
+        now = time.monotonic()
+        if self._synced_at and now - self._synced_at < self._interval:
+            return
+        self._synced_at = now
+        self._notifier.notify(
+            watchdog="1",
+            status=f"initial sync: {count} open tickets read",
+            extend_timeout_usec=str(SYNC_START_EXTENSION_USEC),
+        )
 
     def __call__(self) -> None:
         daemon = self._daemon
@@ -283,8 +303,10 @@ async def serve(
         daemon = build_daemon(settings, store_pool, source_pool)
         daemon.freeze_gc = True
         watchdog = notifier.watchdog_interval()
-        daemon.heartbeat = _SystemdHeartbeat(daemon, notifier)
         daemon.heartbeat_interval = watchdog if watchdog is not None else 1.0
+        heartbeat = _SystemdHeartbeat(daemon, notifier, daemon.heartbeat_interval)
+        daemon.heartbeat = heartbeat
+        daemon.sync_progress = heartbeat.syncing
         if reload:
             loop.add_signal_handler(signal.SIGHUP, reload_policies, daemon, config)
         runner = await start_http(daemon, settings.daemon.listen_host, settings.daemon.listen_port)

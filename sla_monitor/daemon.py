@@ -115,6 +115,9 @@ class Daemon:
         # Set by the served process (not by tests sharing one interpreter): gc.freeze() after
         # the initial sync.
         self.freeze_gc = False
+        # Called after every batch of the initial sync with the tickets read so far: a sync of
+        # a million tickets takes minutes, and systemd must hear that it advances.
+        self.sync_progress: Callable[[int], None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -223,6 +226,8 @@ class Daemon:
             async for batch in self.source.open_tickets():
                 self._absorb(batch)
                 count += len(batch.tickets)
+                if self.sync_progress is not None:
+                    self.sync_progress(count)
                 if len(self._pending) + len(self._escalations_pending) >= SYNC_FLUSH:
                     if recording is not None:
                         await recording

@@ -88,6 +88,41 @@ async def test_ready_watchdog_and_stopping_are_notified(database_dsn: str, tmp_p
             process.wait()
 
 
+async def test_a_long_first_sync_reports_progress_and_extends_the_start_timeout(
+    database_dsn: str, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        await _one_ticket(database_dsn, timedelta(minutes=5))
+    path = str(tmp_path / "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    listener.settimeout(20)
+    process = spawn_daemon(
+        database_dsn,
+        _free_port(),
+        env={
+            "NOTIFY_SOCKET": path,
+            "WATCHDOG_USEC": "400000",
+            "SLA_MONITOR_SOURCE__BATCH_SIZE": "1",  # three batches
+        },
+    )
+    try:
+        messages: list[str] = []
+        while not any("READY=1" in m for m in messages):
+            messages.append(listener.recv(4096).decode())
+        progress = [m for m in messages if "STATUS=initial sync" in m]
+        assert progress, messages
+        assert "STATUS=initial sync: 1 open tickets read" in progress[0]
+        assert all("EXTEND_TIMEOUT_USEC=60000000" in m and "WATCHDOG=1" in m for m in progress)
+        assert messages.index(progress[0]) < next(
+            i for i, m in enumerate(messages) if "READY=1" in m
+        )
+    finally:
+        listener.close()
+        process.terminate()
+        process.wait(timeout=10)
+
+
 async def test_sighup_reloads_policies_and_keeps_them_on_a_bad_file(
     database_dsn: str, tmp_path: Path
 ) -> None:
