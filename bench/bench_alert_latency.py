@@ -20,52 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiohttp import web
+from common import helpdesk
 
 from sla_monitor.app import POOL_OPTIONS, build_daemon, build_sender
 from sla_monitor.config import Settings
 from sla_monitor.logs import configure_logging
-from sla_monitor.sources.sql import REFERENCE_SCHEMA
-
-
-@asynccontextmanager
-async def database(given: str | None) -> AsyncIterator[str]:
-    if given:
-        yield given
-        return
-    admin_dsn = os.environ.get("SLA_MONITOR_BENCH_DSN")
-    server = None
-    if admin_dsn is None:
-        import pgserver
-
-        server = pgserver.get_server(tempfile.mkdtemp(), cleanup_mode="stop")
-        admin_dsn = server.get_uri()
-    admin = await asyncpg.connect(admin_dsn)
-    name = f"sla_bench_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = admin_dsn.partition("?")
-    dsn = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
-    try:
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(REFERENCE_SCHEMA)
-        await conn.close()
-        yield dsn
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        if server is not None:
-            server.cleanup()
 
 
 async def main(probes: int, given: str | None) -> None:
@@ -84,7 +50,7 @@ async def main(probes: int, given: str | None) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    async with database(given) as dsn:
+    async with helpdesk(given, None) as dsn:
         settings = Settings(
             database={"dsn": dsn},
             escalation={

@@ -20,18 +20,14 @@ import asyncio
 import gc
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
 import asyncpg
+from common import helpdesk
 
 from sla_monitor.app import POOL_OPTIONS, build_daemon
 from sla_monitor.config import Settings
@@ -39,7 +35,6 @@ from sla_monitor.daemon import Daemon
 from sla_monitor.http import start_http
 from sla_monitor.logs import configure_logging
 
-HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
 
 
@@ -75,35 +70,6 @@ async def timed(action: Callable[[], Any]) -> float:
     began = time.perf_counter()
     await action()
     return time.perf_counter() - began
-
-
-@asynccontextmanager
-async def helpdesk(args: argparse.Namespace) -> AsyncIterator[str]:
-    """The DSN of a loaded helpdesk: the given one, or a fresh database loaded here."""
-    if args.database_dsn:
-        yield args.database_dsn
-        return
-    admin_dsn = os.environ.get("SLA_MONITOR_BENCH_DSN")
-    server = None
-    if admin_dsn is None:
-        import pgserver
-
-        server = pgserver.get_server(tempfile.mkdtemp(), cleanup_mode="stop")
-        admin_dsn = server.get_uri()
-    admin = await asyncpg.connect(admin_dsn)
-    name = f"sla_bench_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = admin_dsn.partition("?")
-    dsn = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
-    try:
-        sizes = ["--total", str(args.total), "--open", str(args.open), "--seed", str(args.seed)]
-        subprocess.run([sys.executable, str(HERE / "generate.py"), dsn, *sizes], check=True)
-        yield dsn
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        if server is not None:
-            server.cleanup()
 
 
 async def raw_copy(conn: asyncpg.Connection, settings: Settings) -> tuple[float, int]:
@@ -161,7 +127,8 @@ async def read_only(daemon: Daemon) -> int:
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with helpdesk(args) as dsn:
+    sizes = ["--total", str(args.total), "--open", str(args.open), "--seed", str(args.seed)]
+    async with helpdesk(args.database_dsn, sizes) as dsn:
         settings = Settings(database={"dsn": dsn}, source={"watermark_lag": 1.0})
         schema = settings.database.schema_name
         conn = await asyncpg.connect(dsn)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import socket
 import statistics
@@ -32,14 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+from common import helpdesk
 from prometheus_client.parser import text_string_to_metric_families
 
 from sla_monitor.app import POOL_OPTIONS, build_daemon
@@ -110,34 +107,6 @@ queries:
 """
 
 
-@asynccontextmanager
-async def helpdesk(given: str | None) -> AsyncIterator[str]:
-    if given:
-        yield given
-        return
-    admin_dsn = os.environ.get("SLA_MONITOR_BENCH_DSN")
-    server = None
-    if admin_dsn is None:
-        import pgserver
-
-        server = pgserver.get_server(tempfile.mkdtemp(), cleanup_mode="stop")
-        admin_dsn = server.get_uri()
-    admin = await asyncpg.connect(admin_dsn)
-    name = f"sla_bench_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = admin_dsn.partition("?")
-    dsn = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
-    try:
-        sizes = ["--total", "1000000", "--open", "100000"]
-        subprocess.run([sys.executable, str(HERE / "generate.py"), dsn, *sizes], check=True)
-        yield dsn
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        if server is not None:
-            server.cleanup()
-
-
 async def scrape(session: aiohttp.ClientSession, url: str) -> dict[tuple[str, ...], float]:
     """Samples by (name, sorted label values...)."""
     async with session.get(url) as response:
@@ -166,7 +135,7 @@ async def median_seconds(conn: asyncpg.Connection, sql: str, *args: object) -> f
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with helpdesk(args.database_dsn) as dsn:
+    async with helpdesk(args.database_dsn, ["--total", "1000000", "--open", "100000"]) as dsn:
         settings = Settings(database={"dsn": dsn}, daemon={"poll_interval": args.interval})
         schema = settings.database.schema_name
         conn = await asyncpg.connect(dsn)

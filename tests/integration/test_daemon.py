@@ -17,6 +17,10 @@ from tests.integration.helpdesk import FakeClock, at, completed, make_daemon, sa
 pytestmark = pytest.mark.integration
 
 
+def breaches(daemon, clock: str, priority: str = "normal", queue: str = "support") -> float:
+    return sample(daemon, "sla_monitor_breaches_total", clock=clock, priority=priority, queue=queue)
+
+
 def open_gauge(
     daemon, clock: str, state: str, priority: str = "normal", queue: str = "support"
 ) -> float:
@@ -67,16 +71,7 @@ async def test_open_tickets_are_gauged_by_clock_and_state(pool, helpdesk) -> Non
         sample(daemon, "sla_monitor_first_response_seconds_sum", priority="high", queue="support")
         == 600
     )
-    assert (
-        sample(
-            daemon,
-            "sla_monitor_breaches_total",
-            clock="first_response",
-            priority="normal",
-            queue="billing",
-        )
-        == 1
-    )
+    assert breaches(daemon, "first_response", queue="billing") == 1
     assert sample(daemon, "sla_monitor_tracked_tickets") == 3
     assert sample(daemon, "sla_monitor_source_up") == 1
     assert daemon.ready
@@ -94,16 +89,7 @@ async def test_time_alone_moves_a_ticket_to_breached(pool, helpdesk) -> None:
     await daemon.refresh_due()
     assert open_gauge(daemon, "first_response", "ok") == 0
     assert open_gauge(daemon, "first_response", "breached") == 1
-    assert (
-        sample(
-            daemon,
-            "sla_monitor_breaches_total",
-            clock="first_response",
-            priority="normal",
-            queue="support",
-        )
-        == 1
-    )
+    assert breaches(daemon, "first_response") == 1
 
 
 async def test_changes_are_picked_up_incrementally(pool, helpdesk) -> None:
@@ -139,32 +125,14 @@ async def test_restart_neither_forgets_nor_recounts(pool, helpdesk) -> None:
     await first.poll_once()
     await first.poll_once()
     assert completed(first, "resolution") == 1
-    assert (
-        sample(
-            first,
-            "sla_monitor_breaches_total",
-            clock="first_response",
-            priority="normal",
-            queue="support",
-        )
-        == 1
-    )
+    assert breaches(first, "first_response") == 1
     watermark = first.watermark
 
     second = make_daemon(pool, clock)
     await second.poll_once()
     assert second.watermark == watermark  # resumed, nothing newer to read
     assert completed(second, "resolution") == 0
-    assert (
-        sample(
-            second,
-            "sla_monitor_breaches_total",
-            clock="first_response",
-            priority="normal",
-            queue="support",
-        )
-        == 0
-    )
+    assert breaches(second, "first_response") == 0
     assert open_gauge(second, "first_response", "breached") == 1  # still tracked
     async with pool.acquire() as conn:
         assert (
@@ -317,16 +285,7 @@ async def test_a_backlog_is_recorded_in_chunks_while_it_is_judged(
     assert len(backlog) > 1
     assert not [line for line in logs if line["event"] == "sla_breached"]
     assert await pool.fetchval("SELECT count(*) FROM sla_monitor.breaches") == 20
-    assert (
-        sample(
-            daemon,
-            "sla_monitor_breaches_total",
-            clock="first_response",
-            priority="normal",
-            queue="support",
-        )
-        == 10
-    )
+    assert breaches(daemon, "first_response") == 10
     late = await helpdesk.ticket(created=-100)
     daemon.clock = FakeClock(30)
     with structlog.testing.capture_logs() as logs:
@@ -360,16 +319,7 @@ async def test_outcomes_a_failed_recording_took_are_recorded_next_time(
     await daemon.cycle()
     assert daemon.ready
     assert await pool.fetchval("SELECT count(*) FROM sla_monitor.breaches") == 12
-    assert (
-        sample(
-            daemon,
-            "sla_monitor_breaches_total",
-            clock="first_response",
-            priority="normal",
-            queue="support",
-        )
-        == 6
-    )
+    assert breaches(daemon, "first_response") == 6
 
 
 async def test_malformed_events_make_their_ticket_a_bad_row(pool, helpdesk) -> None:
