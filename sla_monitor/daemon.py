@@ -131,7 +131,11 @@ class Daemon:
     async def run(self) -> None:
         """Polls until stopped, waking early for due deadlines."""
         while not self._stop.is_set():
-            await self.cycle()
+            try:
+                await self.cycle()
+            except _SyncStopped:
+                log.info("initial_sync_stopped", tracked=len(self.tracker))
+                return
             if self.heartbeat is not None:
                 self.heartbeat()
             wait = self._next_poll - time.monotonic()
@@ -228,6 +232,10 @@ class Daemon:
                 count += len(batch.tickets)
                 if self.sync_progress is not None:
                     self.sync_progress(count)
+                if self._stop.is_set():
+                    # SIGTERM during a sync of minutes: what was recorded stays recorded; no
+                    # watermark is saved, so the next start syncs again.
+                    raise _SyncStopped
                 if len(self._pending) + len(self._escalations_pending) >= SYNC_FLUSH:
                     if recording is not None:
                         await recording
@@ -427,6 +435,10 @@ class Daemon:
             if child is None:
                 child = children[key] = histogram.labels(row["priority"], row["queue"])
             child.observe(row["elapsed_seconds"])
+
+
+class _SyncStopped(Exception):
+    """The daemon was stopped during its initial sync."""
 
 
 def _fingerprint(rows: list[EscalationRow]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from datetime import UTC, datetime, timedelta
 
@@ -353,3 +354,16 @@ async def test_the_served_pools_plan_each_execution(database_dsn) -> None:
     async with open_pools(settings) as (store_pool, source_pool):
         assert await store_pool.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
         assert await source_pool.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+
+
+async def test_a_stop_during_the_first_sync_ends_it_and_saves_no_watermark(pool, helpdesk) -> None:
+    for _ in range(5):
+        await helpdesk.ticket(created=-10)
+    daemon = make_daemon(pool, FakeClock(0))
+    daemon.source._batch_size = 1
+    await daemon.store.migrate()
+    daemon.sync_progress = lambda count: daemon.stop() if count == 2 else None
+    await asyncio.wait_for(daemon.run(), timeout=10)
+    assert not daemon.synced
+    assert len(daemon.tracker) == 2  # read before the stop; the rest never read
+    assert await daemon.store.load_watermark() is None  # the next start syncs again
