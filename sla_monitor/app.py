@@ -49,13 +49,18 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         return server.get_uri(), server
 
 
-# Plans are made for each execution's arguments: asyncpg prepares every statement, and a
-# generic plan PostgreSQL caches while the daemon's tables are still empty (a first sync)
-# keeps scanning them whole once they hold a backlog, until autovacuum analyses them.
+async def _plan_each_execution(conn: asyncpg.Connection) -> None:
+    """Plans are made for each execution's arguments: asyncpg prepares every statement, and a
+    generic plan PostgreSQL caches while the daemon's tables are still empty (a first sync)
+    keeps scanning them whole once they hold a backlog, until autovacuum analyses them. Set
+    with SET rather than as a startup parameter, which PgBouncer refuses by default."""
+    await conn.execute("SET plan_cache_mode = force_custom_plan")
+
+
 POOL_OPTIONS: dict[str, Any] = {
     "max_size": 4,
     "command_timeout": 60,
-    "server_settings": {"plan_cache_mode": "force_custom_plan"},
+    "setup": _plan_each_execution,  # on every acquire: the pool RESETs ALL on release
 }
 
 
