@@ -58,6 +58,8 @@ _Tracked = tuple[
     datetime | None,  # its evaluation's next_transition
     bytes,  # 64-bit fingerprints of the outcomes confirmed as recorded
 ]
+_SUBJECT: Final = 1
+_PACKED: Final = 2
 _EVALUATED_AT: Final = 3
 _GAUGES: Final = 4
 _DUE: Final = 5
@@ -104,12 +106,12 @@ class Tracker:
         """True when ``ticket`` is tracked as it is, up to events no clock reads: judging it
         again would change nothing but the instant, and the timers cover what time changes."""
         tracked = self._tracked.get(ticket.ticket_id)
-        if tracked is None or tracked[1] != ticket.subject:
+        if tracked is None or tracked[_SUBJECT] != ticket.subject:
             return False
         compact = _compact(ticket)
         if compact.events and compact.events[-1].at > tracked[_EVALUATED_AT]:
             return False  # an event stamped after it was judged: not yet seen by the engine
-        return self._packer.pack(compact) == tracked[2]
+        return self._packer.pack(compact) == tracked[_PACKED]
 
     def update(self, ticket: Ticket, now: datetime) -> TicketEvaluation:
         """Evaluates a new or changed ticket; a resolved one is judged and then forgotten."""
