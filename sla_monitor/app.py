@@ -207,6 +207,7 @@ def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyn
         poll_interval=settings.daemon.poll_interval,
         watermark_lag=settings.source.watermark_lag,
         backfill=settings.source.backfill,
+        reconcile_interval=settings.source.reconcile_interval,
         escalation_levels=settings.escalation_levels(),
         ticket_url=settings.escalation.ticket_url,
         updates=build_update_planner(settings),
@@ -316,28 +317,65 @@ async def serve(
             loop.add_signal_handler(signal.SIGHUP, reload_policies, daemon, config)
         runner = await start_http(daemon, settings.daemon.listen_host, settings.daemon.listen_port)
         log.info("listening", host=settings.daemon.listen_host, port=settings.daemon.listen_port)
-        tasks = [asyncio.create_task(coroutine) for coroutine in extra_tasks]
+        supervised = {
+            asyncio.create_task(coroutine, name=f"extra-{index}"): f"extra-{index}"
+            for index, coroutine in enumerate(extra_tasks)
+        }
+        crashed: str | None = None
         try:
             if await migrate_until_ready(daemon, stop):
-                poller = asyncio.create_task(daemon.run())
+                poller = asyncio.create_task(daemon.run(), name="poller")
                 sender = build_sender(settings, daemon, store_pool, source_pool)
                 alertmanager = settings.escalation.channels.alertmanager
                 resend = alertmanager.resend_interval if alertmanager is not None else None
-                delivery = asyncio.create_task(sender.run(resend))
-                await stop.wait()
+                delivery = asyncio.create_task(sender.run(resend), name="sender")
+                supervised |= {poller: "poller", delivery: "sender"}
+                crashed = await _until_stopped_or_crashed(stop, supervised, daemon)
                 notifier.notify(stopping="1", status="stopping")
                 daemon.stop()
                 sender.stop()
                 try:
                     await asyncio.wait_for(
-                        asyncio.gather(poller, delivery),
+                        asyncio.gather(poller, delivery, return_exceptions=True),
                         timeout=settings.daemon.shutdown_timeout,
                     )
                 finally:
                     await sender.close()
         finally:
-            for task in tasks:
+            for task in supervised:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*supervised, return_exceptions=True)
             await runner.cleanup()
             log.info("stopped")
+        if crashed is not None:
+            raise TaskCrashed(crashed)
+
+
+class TaskCrashed(Exception):
+    """A long-running task of the service ended on its own: the process must exit non-zero
+    so that its supervisor (systemd) restarts it."""
+
+
+async def _until_stopped_or_crashed(
+    stop: asyncio.Event, supervised: dict[asyncio.Task[Any], str], daemon: Daemon
+) -> str | None:
+    """Waits for a stop request, or for any supervised task to end, which is a crash: none
+    of them ends while the service runs. Returns the crashed task's name, logged with its
+    traceback; /readyz fails from then on."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({stopping, *supervised}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    for task in done:
+        if task is stopping or task.cancelled():
+            continue
+        name = supervised[task]
+        error = task.exception()
+        daemon.ready = False
+        daemon.last_error = f"task {name} crashed: " + (
+            "ended unexpectedly" if error is None else f"{type(error).__name__}: {error}"
+        )
+        log.critical("task_crashed", task=name, exc_info=error, error=daemon.last_error)
+        return name
+    return None

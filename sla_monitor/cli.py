@@ -77,9 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EX_OK
     try:
         if args.command == "run":
-            from sla_monitor.app import serve
+            from sla_monitor.app import TaskCrashed, serve
 
-            asyncio.run(serve(settings, config=args.config))
+            try:
+                asyncio.run(serve(settings, config=args.config))
+            except TaskCrashed as crashed:
+                print(f"sla-monitor: task {crashed} crashed (see the log)", file=sys.stderr)
+                return EX_SOFTWARE
         elif args.command == "migrate":
             return asyncio.run(_migrate(settings))
         elif args.command == "evaluate":

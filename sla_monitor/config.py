@@ -128,6 +128,9 @@ class SourceSettings(_Section):
     watermark_lag: Duration = 30.0
     # Where a first start begins reading changes (tickets already open are read in full).
     backfill: Duration = 0.0
+    # How often the tracked tickets are checked against the open set, so that a ticket
+    # deleted or merged away (no change to read) stops being tracked and escalated.
+    reconcile_interval: Duration = 600.0
     changed_tickets_query: str = (
         "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject,\n"
         "       requester_language AS language, requester_timezone AS timezone\n"

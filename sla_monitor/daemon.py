@@ -77,6 +77,7 @@ class Daemon:
         ticket_url: str = "",
         on_outbox: Callable[[], None] | None = None,
         updates: UpdatePlanner | None = None,
+        reconcile_interval: float = 600.0,
     ) -> None:
         self.source = source
         self.store = store
@@ -96,6 +97,11 @@ class Daemon:
         self._stop = asyncio.Event()
         self._next_poll = 0.0  # time.monotonic() of the next poll; 0 polls at once
         self._failures = 0
+        # Tracked tickets are checked against the source's open set this often: a deleted or
+        # merged ticket sends no change, and must not stay tracked and escalated forever.
+        self.reconcile_interval = reconcile_interval
+        self._next_reconcile = 0.0  # time.monotonic(); 0: at the first poll after the sync
+        self._resync = False  # read every open ticket again at the next poll (after a reload)
         self._pending: dict[str, TicketOutcomes] = {}
         self.escalation_levels = escalation_levels
         self.ticket_url = ticket_url
@@ -140,7 +146,9 @@ class Daemon:
                 self.heartbeat()
             wait = self._next_poll - time.monotonic()
             due = self.tracker.next_due()
-            if due is not None:
+            if due is not None and not self._failures:
+                # While the database is away, due timers wait for the next (backed-off) poll,
+                # which records what they change: they must not retry the database each.
                 wait = min(wait, (due - self.clock()).total_seconds())
             if self.heartbeat is not None:
                 wait = min(wait, self.heartbeat_interval)
@@ -148,12 +156,19 @@ class Daemon:
                 await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, wait))
 
     async def cycle(self) -> None:
-        """Polls when a poll is due, else re-judges due tickets; failures retry with backoff."""
+        """Polls when a poll is due, else re-judges due tickets; failures retry with backoff.
+
+        While polls fail, due tickets are judged in memory only (the gauges stay true) and
+        the next poll records them: the backoff holds for every database access."""
         try:
             if time.monotonic() >= self._next_poll:
                 self._next_poll = time.monotonic() + self.poll_interval
                 await self.poll_once()
+                if self._failures:
+                    log.info("poll_recovered", failed_polls=self._failures)
                 self._failures = 0
+            elif self._failures:
+                self._judge_due()
             else:
                 await self.refresh_due()
         except POLL_ERRORS as error:
@@ -168,7 +183,10 @@ class Daemon:
         self.last_error = f"{type(error).__name__}: {error}"
         self.metrics.source_up.set(0)
         self.metrics.poll_errors.labels(kind).inc()
-        log.error("poll_failed", kind=kind, error=self.last_error)
+        # An outage of minutes is a handful of lines: the first failure, then the 2nd, 4th,
+        # 8th ... (the counter and /readyz carry every one).
+        if self._failures & (self._failures - 1) == 0:
+            log.error("poll_failed", kind=kind, error=self.last_error, failures=self._failures)
 
     # --- one cycle ------------------------------------------------------------------------
 
@@ -177,18 +195,25 @@ class Daemon:
         started = time.perf_counter()
         if not self.synced:
             await self._initial_sync()
+        elif self._resync:
+            self._resync = False
+            await self._read_open_tickets()
         assert self.watermark is not None
         # Changes stamped before (now - lag) are taken as committed and seen; the next poll
         # starts there, so a change is re-read for at most `lag` of wall time, however
         # quiet the helpdesk is afterwards. A transaction committing later than that is missed.
-        settled = self.clock() - self.watermark_lag
+        # "now" is the database's clock, the one that stamps the changes: a daemon whose
+        # host clock runs ahead would otherwise settle changes not yet committed.
+        settled = await self.source.database_now() - self.watermark_lag
         newest = self.watermark
         async for batch in self.source.changed_since(self.watermark):
             self._absorb(batch)
             if batch.newest_change is not None:
                 newest = max(newest, batch.newest_change)
         newest = min(newest, max(settled, self.watermark))
-        self._absorb_evaluations(self.tracker.refresh_due(self.clock()))
+        if time.monotonic() >= self._next_reconcile:
+            await self._reconcile()
+        self._judge_due()
         self._plan_updates()
         await self._flush(newest)
         self.watermark = newest
@@ -204,23 +229,83 @@ class Daemon:
 
     async def refresh_due(self) -> None:
         """Re-judges tickets whose deadline or at-risk instant has come, between polls."""
-        evaluations = self.tracker.refresh_due(self.clock())
-        self._absorb_evaluations(evaluations)
+        self._judge_due()
         self._plan_updates()
         await self._flush(None)
 
+    def _judge_due(self) -> None:
+        self._absorb_evaluations(self.tracker.refresh_due(self.clock(), self._judging_failed))
+
     def reload(self, policies: PolicySet) -> None:
-        """Applies new policies to every tracked ticket; outcomes are recorded next cycle."""
+        """Applies new policies to every tracked ticket; outcomes are recorded next cycle.
+
+        Tickets left out as bad rows (an unknown priority, say) may be fine now: every open
+        ticket is read again at the next poll (unchanged tracked ones are not judged again)."""
         self.tracker.policies = policies
         self._absorb(Batch(tickets=self.tracker.tickets()), rejudge=True)
+        self._bad.clear()
+        self._resync = True
+        self.request_poll()
         self.metrics.tracked_tickets.set(len(self.tracker))
         log.info("policies_reloaded", tracked=len(self.tracker))
 
+    async def _reconcile(self) -> None:
+        """Forgets tracked tickets that left the open set without a change the watermark
+        sees (deleted, merged away), and resolves escalations still active in the store for
+        tickets no longer tracked (closed or deleted while the daemon was stopped)."""
+        self._next_reconcile = time.monotonic() + self.reconcile_interval
+        before = self.tracker.ids()  # taken first: a ticket tracked later is not judged here
+        open_ids = await self.source.open_ticket_ids()
+        gone = sorted(t for t in before - open_ids if t in self.tracker)
+        for ticket_id in gone:
+            self._leave(ticket_id)
+        stale = [
+            t
+            for t in await self.store.escalated_tickets()
+            if t not in self.tracker and t not in self._escalations_pending
+        ]
+        for ticket_id in stale:
+            self._escalations_pending[ticket_id] = []
+        if gone or stale:
+            self.metrics.tickets_vanished.inc(len(gone))
+            log.info(
+                "reconciled",
+                left_open_set=len(gone),
+                escalations_resolved_for=len(stale),
+                examples=gone[:5],
+            )
+
+    def _leave(self, ticket_id: str) -> None:
+        """A tracked ticket leaves without a final evaluation: out of the gauges, and its
+        escalations resolve with the next flush."""
+        self.tracker.forget(ticket_id)
+        self._pending.pop(ticket_id, None)
+        self._fresh.pop(ticket_id, None)
+        self._escalations_pending[ticket_id] = []
+
     async def _initial_sync(self) -> None:
         stored = await self.store.load_watermark()
-        # On a first start, read changes from `backfill` ago, and the lag before that as always.
-        first = self.clock() - self.backfill - self.watermark_lag
+        # On a first start, read changes from `backfill` ago, and the lag before that as always
+        # (by the database's clock, which stamps the changes).
+        first = await self.source.database_now() - self.backfill - self.watermark_lag
         self.watermark = stored if stored is not None else first
+        count = await self._read_open_tickets()
+        self.synced = True
+        if self.freeze_gc:
+            # What the sync leaves is long-lived: hidden from the collector, a full collection
+            # no longer walks it (tens of ms each, at the collector's pace, in every cycle).
+            gc.collect()
+            gc.freeze()
+        log.info(
+            "initial_sync",
+            source=self.source.name,
+            open_tickets=count,
+            watermark=self.watermark.isoformat(),
+            resumed=stored is not None,
+        )
+
+    async def _read_open_tickets(self) -> int:
+        """Reads and judges every open ticket, recording outcomes as it goes."""
         count = 0
         # A backlog's outcomes are recorded as the sync goes, not held until its end: memory
         # stays flat, alerts flow during a long first sync, and the database records one
@@ -249,19 +334,7 @@ class Daemon:
         if recording is not None:
             await recording
         await self._flush(None)
-        self.synced = True
-        if self.freeze_gc:
-            # What the sync leaves is long-lived: hidden from the collector, a full collection
-            # no longer walks it (tens of ms each, at the collector's pace, in every cycle).
-            gc.collect()
-            gc.freeze()
-        log.info(
-            "initial_sync",
-            source=self.source.name,
-            open_tickets=count,
-            watermark=self.watermark.isoformat(),
-            resumed=stored is not None,
-        )
+        return count
 
     def _absorb(self, batch: Batch, rejudge: bool = False) -> None:
         """Judges the batch's new and changed tickets (all of them when ``rejudge``)."""
@@ -274,11 +347,21 @@ class Daemon:
                 continue  # a customer message, an internal note, a re-read of the lag window
             try:
                 evaluations.append(self.tracker.update(ticket, now))
-            except TicketError as error:
-                self._bad_row(BadRow(ticket.ticket_id, error.reason, error.detail))
+            except Exception as error:
+                self._judging_failed(ticket.ticket_id, error)
                 continue
             self._bad.pop(ticket.ticket_id, None)
         self._absorb_evaluations(evaluations)
+
+    def _judging_failed(self, ticket_id: str, error: Exception) -> None:
+        """A ticket the engine refused (TicketError) or failed on is a bad row: that ticket
+        is left out and reported, the loop and every other ticket go on."""
+        if isinstance(error, TicketError):
+            self._bad_row(BadRow(ticket_id, error.reason, error.detail))
+            return
+        if self._bad.get(ticket_id) != "evaluation_failed":
+            log.exception("evaluation_failed", ticket_id=ticket_id, exc_info=error)
+        self._bad_row(BadRow(ticket_id, "evaluation_failed", f"{type(error).__name__}: {error}"))
 
     def _absorb_evaluations(self, evaluations: list[TicketEvaluation]) -> None:
         for evaluation in evaluations:
@@ -312,11 +395,29 @@ class Daemon:
             queued = self._updates_queued.get(ticket_id)
             if queued is not None and ticket_id not in fresh:
                 continue  # judged the same as when its update was queued: the same update
-            evaluation = fresh.get(ticket_id) or self.tracker.evaluation(ticket_id)
             ticket = self.tracker.ticket(ticket_id)
-            if evaluation is None or ticket is None:
+            if ticket is None:
                 continue
-            row = self.updates.plan(self.source.name, evaluation, ticket, now, queued)
+            quiet_until = self.updates.quiet_until(ticket, now)
+            if quiet_until is not None:
+                # Nothing to judge before the customer's quiet hours end: skipped until then.
+                self._updates_retry_at[ticket_id] = quiet_until
+                continue
+            evaluation = fresh.get(ticket_id) or self.tracker.evaluation(ticket_id)
+            if evaluation is None:
+                continue
+            try:
+                row = self.updates.plan(self.source.name, evaluation, ticket, now, queued)
+            except Exception as error:
+                # A template that fails for this ticket only: reported, retried later.
+                self._updates_retry_at[ticket_id] = now + UPDATE_RETRY
+                self.metrics.customer_updates.labels("failed").inc()
+                log.error(
+                    "update_planning_failed",
+                    ticket_id=ticket_id,
+                    error=f"{type(error).__name__}: {error}",
+                )
+                continue
             if row is not None:
                 planned.append(row)
         self._updates_pending = planned
@@ -326,7 +427,8 @@ class Daemon:
             if self._bad.get(bad.ticket_id) == bad.reason:
                 return
             self._bad[bad.ticket_id] = bad.reason
-            self.tracker.forget(bad.ticket_id)
+            if bad.ticket_id in self.tracker:
+                self._leave(bad.ticket_id)
         self.metrics.bad_rows.labels(bad.reason).inc()
         log.warning(
             "bad_row",

@@ -58,6 +58,7 @@ BAD_ROW_REASONS = (
     "unknown_status",
     "unknown_priority",
     "unknown_event_kind",
+    "evaluation_failed",  # the engine raised on this ticket: a bug, logged with its traceback
 )
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -154,6 +155,12 @@ class Metrics:
         )
         for reason in BAD_ROW_REASONS:
             self.bad_rows.labels(reason)  # exported at 0 so rate() and alerts work from start
+        self.tickets_vanished = Counter(
+            "sla_monitor_tickets_vanished",
+            "Tracked tickets that left the open set with no change the watermark saw "
+            "(deleted or merged away), found by reconciliation.",
+            registry=r,
+        )
         self.poll_errors = Counter(
             "sla_monitor_poll_errors", "Poll cycles that failed, by kind.", ["kind"], registry=r
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import struct
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Final
@@ -93,6 +94,9 @@ class Tracker:
             return None
         return evaluate_ticket(self._unpack(tracked), self.policies, tracked[_EVALUATED_AT])
 
+    def ids(self) -> set[str]:
+        return set(self._tracked)
+
     def tickets(self) -> list[Ticket]:
         return [self._unpack(tracked) for tracked in self._tracked.values()]
 
@@ -144,15 +148,27 @@ class Tracker:
             heapq.heappush(self._timers, (due, ticket.ticket_id))
         return evaluation
 
-    def refresh_due(self, now: datetime) -> list[TicketEvaluation]:
-        """Re-evaluates every ticket whose next transition is at or before ``now``."""
+    def refresh_due(
+        self, now: datetime, on_error: Callable[[str, Exception], None] | None = None
+    ) -> list[TicketEvaluation]:
+        """Re-evaluates every ticket whose next transition is at or before ``now``.
+
+        A ticket whose evaluation raises is forgotten and handed to ``on_error``, so one
+        ticket can never stop the others' timers (without ``on_error`` the error propagates).
+        """
         refreshed: list[TicketEvaluation] = []
         while self._timers and self._timers[0][0] <= now:
             due, ticket_id = heapq.heappop(self._timers)
             tracked = self._tracked.get(ticket_id)
             if tracked is None or tracked[_DUE] != due:
                 continue  # stale timer: the ticket changed or left since it was set
-            refreshed.append(self.update(self._unpack(tracked), now))
+            try:
+                refreshed.append(self.update(self._unpack(tracked), now))
+            except Exception as error:
+                if on_error is None:
+                    raise
+                self.forget(ticket_id)
+                on_error(ticket_id, error)
         return refreshed
 
     def next_due(self) -> datetime | None:

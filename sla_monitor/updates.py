@@ -22,6 +22,14 @@ class UpdatePlanner:
     max_per_day: int
     channel: str  # the outbox channel that delivers them
 
+    def quiet_until(self, ticket: Ticket, now: datetime) -> datetime | None:
+        """When this customer's quiet hours end, if ``now`` is inside them; else None."""
+        if self.quiet_hours is None or not self.quiet_hours.contains(
+            now, ticket.timezone, self.default_timezone
+        ):
+            return None
+        return self.quiet_hours.ends_after(now, ticket.timezone, self.default_timezone)
+
     def plan(
         self,
         source: str,
@@ -38,9 +46,7 @@ class UpdatePlanner:
         key = f"{source}/{ticket.ticket_id}/update/{owed.window_start.isoformat()}"
         if key == queued:
             return None
-        if self.quiet_hours is not None and self.quiet_hours.contains(
-            now, ticket.timezone, self.default_timezone
-        ):
+        if self.quiet_until(ticket, now) is not None:
             return None
         language = self.templates.pick(ticket.language)
         body = self.templates.render(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sla_monitor.engine.clocks import TicketEvaluation
@@ -33,6 +33,20 @@ class QuietHours:
         if self.start < self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end
+
+    def ends_after(self, moment: datetime, zone: str | None, default_zone: str) -> datetime:
+        """The first instant after ``moment`` at which the local time is ``end``: when quiet
+        hours that contain ``moment`` are over. A wall time that a DST change skips is read
+        with the offset before the change, as datetime does (02:30 becomes 03:30)."""
+        tz = _zone(zone) or _zone(default_zone) or UTC
+        local = moment.astimezone(tz)
+        day = local.date()
+        for offset in range(3):
+            wall = datetime.combine(day + timedelta(days=offset), self.end, tzinfo=tz)
+            candidate = wall.astimezone(UTC)  # compared as instants, never as wall times
+            if candidate > moment:
+                return candidate.astimezone(moment.tzinfo)
+        raise AssertionError("unreachable: a local time recurs every day")
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

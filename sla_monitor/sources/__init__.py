@@ -42,3 +42,13 @@ class Source(Protocol):
     def changed_since(self, since: datetime) -> AsyncIterator[Batch]:
         """Every ticket changed after ``since``, oldest change first, in batches."""
         ...
+
+    async def database_now(self) -> datetime:
+        """The helpdesk database's own clock: change times are compared with it, never with
+        the daemon's, so a skewed host clock cannot make the watermark skip a change."""
+        ...
+
+    async def open_ticket_ids(self) -> set[str]:
+        """The ids of every ticket not in a resolved status: tracked tickets missing from it
+        were deleted, merged away or otherwise left the open set."""
+        ...

@@ -83,6 +83,10 @@ RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
 """
 
 
+_ESCALATED_TICKETS = """
+SELECT DISTINCT ticket_id FROM {schema}.escalations WHERE source = $1 AND resolved_at IS NULL
+"""
+
 _RECORD_UPDATES = """
 WITH wanted AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
@@ -223,6 +227,12 @@ class StateStore:
         async with self._pool.acquire() as conn:
             value: datetime | None = await conn.fetchval(self._sql(_LOAD_WATERMARK), self._source)
         return value
+
+    async def escalated_tickets(self) -> list[str]:
+        """Tickets with an escalation still active (not resolved) for this source."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(self._sql(_ESCALATED_TICKETS), self._source)
+        return [row["ticket_id"] for row in rows]
 
     async def record(
         self,

@@ -131,7 +131,9 @@ async def test_restart_neither_forgets_nor_recounts(pool, helpdesk) -> None:
 
     second = make_daemon(pool, clock)
     await second.poll_once()
-    assert second.watermark == watermark  # resumed, nothing newer to read
+    # Resumed from the stored watermark (it only moves on, by the database's clock).
+    assert second.watermark is not None and watermark is not None
+    assert second.watermark >= watermark
     assert completed(second, "resolution") == 0
     assert breaches(second, "first_response") == 0
     assert open_gauge(second, "first_response", "breached") == 1  # still tracked
@@ -207,30 +209,32 @@ async def test_a_query_missing_columns_is_a_source_error_not_a_crash(pool, helpd
         await daemon.poll_once()
 
 
-async def test_the_watermark_keeps_a_lag_for_late_commits_then_settles(pool, helpdesk) -> None:
+async def test_the_watermark_lag_runs_on_the_databases_clock(pool, helpdesk) -> None:
+    # The daemon's host clock runs 60 s ahead of the database that stamps the changes.
     clock = FakeClock()
-    clock.now = datetime.now(UTC)
+    clock.now = datetime.now(UTC) + timedelta(seconds=60)
     daemon = make_daemon(pool, clock)
     await daemon.store.migrate()
+    insert = (
+        "INSERT INTO helpdesk.tickets (created_at, updated_at) "
+        "VALUES ($1, clock_timestamp() - $2::interval) RETURNING id::text, updated_at"
+    )
+    # A change older than the lag is settled: the watermark is that change.
+    _, settled = await helpdesk.conn.fetchrow(insert, at(0), timedelta(minutes=2))
+    await daemon.poll_once()
+    assert daemon.watermark == settled
+    # A change inside the lag is read again at the next poll, not settled by the daemon's
+    # clock: a transaction that commits late, stamped 1 s before the database's now.
     await helpdesk.ticket(created=0)
     await daemon.poll_once()
-    assert daemon.watermark == clock.now - daemon.watermark_lag  # still inside the lag
-    # A transaction that commits late, stamped 10 s ago: still read.
-    late = await helpdesk.conn.fetchval(
-        "INSERT INTO helpdesk.tickets (created_at, updated_at) VALUES ($1, $2) RETURNING id::text",
-        at(0),
-        clock.now - timedelta(seconds=10),
-    )
+    database_now = await helpdesk.conn.fetchval("SELECT clock_timestamp()")
+    assert daemon.watermark <= database_now - daemon.watermark_lag
+    late, _ = await helpdesk.conn.fetchrow(insert, at(0), timedelta(seconds=1))
     await daemon.poll_once()
     assert late in daemon.tracker
-    # Once the lag has passed, the watermark is the newest change: nothing is read again.
-    clock.now += timedelta(minutes=2)
-    await daemon.poll_once()
-    newest = await helpdesk.conn.fetchval("SELECT max(updated_at) FROM helpdesk.tickets")
-    assert daemon.watermark == newest
     async with pool.acquire() as conn:
         stored = await conn.fetchval("SELECT changed_at FROM sla_monitor.watermarks")
-    assert stored == newest
+    assert stored == daemon.watermark
 
 
 async def test_a_served_daemon_hides_what_its_sync_keeps_from_the_collector(pool, helpdesk) -> None:

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
 from sla_monitor.daemon import Daemon
@@ -90,3 +91,51 @@ async def test_outage_marks_source_down_and_recovers_by_itself(daemon_via_proxy)
         assert sample(daemon, "sla_monitor_source_up") == 1
         assert (await client.get("/readyz")).status == 200
         assert sample(daemon, "sla_monitor_tracked_tickets") == 1
+
+
+async def test_an_outage_is_a_few_lines_and_due_timers_wait_for_the_backoff(
+    daemon_via_proxy,
+) -> None:
+    daemon, outage = daemon_via_proxy
+    await daemon.cycle()  # the ticket is 10 min old: at risk at 45, breached at 60
+    await outage.cut()
+    daemon.request_poll()
+    with structlog.testing.capture_logs() as logs:
+        await daemon.cycle()
+        # Timers fall due during the backoff: judged in memory, no database access.
+        for minutes in range(40, 80, 2):
+            daemon.clock.set(minutes)
+            await daemon.cycle()
+        assert sample(daemon, "sla_monitor_poll_errors_total", kind="database") == 1
+        assert (
+            sample(
+                daemon,
+                "sla_monitor_open_tickets",
+                clock="first_response",
+                state="breached",
+                priority="normal",
+                queue="support",
+            )
+            == 1
+        )
+        for _ in range(30):  # thirty more failed polls
+            daemon.request_poll()
+            await daemon.cycle()
+        outage.restore()
+        daemon.request_poll()
+        await daemon.cycle()
+    assert sample(daemon, "sla_monitor_poll_errors_total", kind="database") == 31
+    failed = [line for line in logs if line["event"] == "poll_failed"]
+    assert [line["failures"] for line in failed] == [1, 2, 4, 8, 16]
+    assert [line["failed_polls"] for line in logs if line["event"] == "poll_recovered"] == [31]
+    # What the timers judged during the outage is recorded once the database is back.
+    assert (
+        sample(
+            daemon,
+            "sla_monitor_breaches_total",
+            clock="first_response",
+            priority="normal",
+            queue="support",
+        )
+        == 1
+    )

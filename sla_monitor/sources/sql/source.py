@@ -80,6 +80,19 @@ class SqlSource:
     def changed_since(self, since: datetime) -> AsyncIterator[Batch]:
         return self._stream(self._changed, "changed_tickets_query", since)
 
+    async def database_now(self) -> datetime:
+        async with self._pool.acquire() as conn:
+            now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+        return now
+
+    async def open_ticket_ids(self) -> set[str]:
+        # The configured open-tickets query, reduced to its ids: PostgreSQL computes only what
+        # the outer query reads, and no event is fetched.
+        query = f"SELECT ticket_id::text FROM ({self._open.strip().rstrip(';')}) AS open_tickets"
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            rows = await conn.fetch(query, self._resolved)
+        return {row[0] for row in rows}
+
     async def _stream(self, query: str, name: str, *args: Any) -> AsyncIterator[Batch]:
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
             cursor = conn.cursor(query, *args, prefetch=self._batch_size)
