@@ -73,10 +73,11 @@ class Tracker:
         self.policies = policies
         self._tracked: dict[str, _Tracked] = {}
         self._timers: list[tuple[datetime, str]] = []
+        # Non-zero counts only: a priority or queue whose last open ticket leaves is gone, so
+        # what the gauge reads is bounded by the open tickets, not by every queue ever seen.
         self.counts: Counter[GaugeKey] = Counter()
         # Open tickets whose update clock ran out: candidates for a progress update.
         self.owing: set[str] = set()
-        self.queues: set[str] = set()
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
         self._packer = TicketPacker()
 
@@ -138,7 +139,6 @@ class Tracker:
             previous[_RECORDED] if previous else b"",
         )
         self._tracked[ticket.ticket_id] = tracked
-        self.queues.add(evaluation.queue)
         self._count(gauges, +1)
         if due is not None:
             heapq.heappush(self._timers, (due, ticket.ticket_id))
