@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import struct
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Final
@@ -34,7 +35,7 @@ from sla_monitor.engine.clocks import Breach, Completion
 from sla_monitor.packed import TicketPacker
 from sla_monitor.store import TicketOutcomes
 
-GaugeKey = tuple[str, str, str, str]  # clock, state, priority, queue
+GaugeKey = tuple[str, str, str, str]  # clock, state, priority, queue label
 # The events evaluate_ticket reads; customer messages and internal notes change no clock.
 CLOCK_EVENTS = frozenset(
     {
@@ -76,6 +77,9 @@ class Tracker:
         # Non-zero counts only: a priority or queue whose last open ticket leaves is gone, so
         # what the gauge reads is bounded by the open tickets, not by every queue ever seen.
         self.counts: Counter[GaugeKey] = Counter()
+        # The queue as counted; Metrics sets it, before the first update, to its bounded
+        # labels, so counts (and the shared gauge keys) stay bounded by them too.
+        self.queue_label: Callable[[str], str] = _same
         # Open tickets whose update clock ran out: candidates for a progress update.
         self.owing: set[str] = set()
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
@@ -202,8 +206,9 @@ class Tracker:
 
     def _gauges(self, evaluation: TicketEvaluation) -> tuple[GaugeKey, ...]:
         # A stopped clock is no longer open work; completions count it.
+        queue = self.queue_label(evaluation.queue)
         gauges = tuple(
-            (clock.value, status.state.value, evaluation.priority, evaluation.queue)
+            (clock.value, status.state.value, evaluation.priority, queue)
             for clock, status in evaluation.clocks.items()
             if not status.stopped
         )
@@ -214,6 +219,10 @@ class Tracker:
             self.counts[key] += delta
             if self.counts[key] == 0:
                 del self.counts[key]
+
+
+def _same(queue: str) -> str:
+    return queue
 
 
 def _compact(ticket: Ticket) -> Ticket:

@@ -117,6 +117,13 @@ def test_a_priority_added_to_the_policies_is_exported() -> None:
     assert open_series(metrics)["first_response", "ok", "vip", "support"] == 1
 
 
+def test_metrics_refuse_a_tracker_that_already_counts_under_raw_queue_names() -> None:
+    tracker = Tracker(PolicySet())
+    tracker.update(ticket("1", "support"), NOW)
+    with pytest.raises(ValueError, match="before the tracker counts"):
+        Metrics(tracker)
+
+
 def test_max_queues_is_a_daemon_setting_of_at_least_one() -> None:
     assert Settings().daemon.max_queues == 200
     assert Settings.model_validate({"daemon": {"max_queues": 3}}).daemon.max_queues == 3
