@@ -203,7 +203,7 @@ def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyn
         source=source,
         store=store,
         tracker=tracker,
-        metrics=Metrics(tracker, policies.priorities),
+        metrics=Metrics(tracker, max_queues=settings.daemon.max_queues),
         poll_interval=settings.daemon.poll_interval,
         watermark_lag=settings.source.watermark_lag,
         backfill=settings.source.backfill,

@@ -87,6 +87,8 @@ class DaemonSettings(_Section):
     listen_port: int = Field(default=9464, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_timeout: Duration = 5.0
+    # Distinct queue label values in the metrics; further queues are exported as "other".
+    max_queues: int = Field(default=200, ge=1)
 
 
 class DatabaseSettings(_Section):

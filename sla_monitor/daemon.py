@@ -497,7 +497,10 @@ class Daemon:
                 self.on_outbox()
 
     def _count(self, new: NewlyRecorded) -> None:
-        breaches = Counter((row["clock"], row["priority"], row["queue"]) for row in new.breaches)
+        queue = self.metrics.queue_label  # every queue label is bounded by max_queues
+        breaches = Counter(
+            (row["clock"], row["priority"], queue(row["queue"])) for row in new.breaches
+        )
         for labels, count in breaches.items():
             self.metrics.breaches.labels(*labels).inc(count)
         if not self.synced and new.breaches:
@@ -518,7 +521,12 @@ class Daemon:
                     queue=row["queue"],
                 )
         completed = Counter(
-            (row["clock"], "met" if row["met"] else "breached", row["priority"], row["queue"])
+            (
+                row["clock"],
+                "met" if row["met"] else "breached",
+                row["priority"],
+                queue(row["queue"]),
+            )
             for row in new.completions
         )
         for completion, count in completed.items():
@@ -532,10 +540,10 @@ class Daemon:
             histogram = histograms.get(row["clock"])
             if histogram is None:
                 continue
-            key = (row["clock"], row["priority"], row["queue"])
+            key = (row["clock"], row["priority"], queue(row["queue"]))
             child = children.get(key)
             if child is None:
-                child = children[key] = histogram.labels(row["priority"], row["queue"])
+                child = children[key] = histogram.labels(*key[1:])
             child.observe(row["elapsed_seconds"])
 
 

@@ -35,7 +35,7 @@ from sla_monitor.engine.clocks import Breach, Completion
 from sla_monitor.packed import TicketPacker
 from sla_monitor.store import TicketOutcomes
 
-GaugeKey = tuple[str, str, str, str]  # clock, state, priority, queue
+GaugeKey = tuple[str, str, str, str]  # clock, state, priority, queue label
 # The events evaluate_ticket reads; customer messages and internal notes change no clock.
 CLOCK_EVENTS = frozenset(
     {
@@ -74,10 +74,14 @@ class Tracker:
         self.policies = policies
         self._tracked: dict[str, _Tracked] = {}
         self._timers: list[tuple[datetime, str]] = []
+        # Non-zero counts only: a priority or queue whose last open ticket leaves is gone, so
+        # what the gauge reads is bounded by the open tickets, not by every queue ever seen.
         self.counts: Counter[GaugeKey] = Counter()
+        # The queue as counted; Metrics sets it, before the first update, to its bounded
+        # labels, so counts (and the shared gauge keys) stay bounded by them too.
+        self.queue_label: Callable[[str], str] = _same
         # Open tickets whose update clock ran out: candidates for a progress update.
         self.owing: set[str] = set()
-        self.queues: set[str] = set()
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
         self._packer = TicketPacker()
 
@@ -142,7 +146,6 @@ class Tracker:
             previous[_RECORDED] if previous else b"",
         )
         self._tracked[ticket.ticket_id] = tracked
-        self.queues.add(evaluation.queue)
         self._count(gauges, +1)
         if due is not None:
             heapq.heappush(self._timers, (due, ticket.ticket_id))
@@ -218,8 +221,9 @@ class Tracker:
 
     def _gauges(self, evaluation: TicketEvaluation) -> tuple[GaugeKey, ...]:
         # A stopped clock is no longer open work; completions count it.
+        queue = self.queue_label(evaluation.queue)
         gauges = tuple(
-            (clock.value, status.state.value, evaluation.priority, evaluation.queue)
+            (clock.value, status.state.value, evaluation.priority, queue)
             for clock, status in evaluation.clocks.items()
             if not status.stopped
         )
@@ -230,6 +234,10 @@ class Tracker:
             self.counts[key] += delta
             if self.counts[key] == 0:
                 del self.counts[key]
+
+
+def _same(queue: str) -> str:
+    return queue
 
 
 def _compact(ticket: Ticket) -> Ticket:

@@ -130,3 +130,16 @@ def test_a_ticket_is_unchanged_until_something_a_clock_reads_changes() -> None:
     assert not tracker.unchanged(ahead)
     tracker.update(ahead, at(402))
     assert tracker.unchanged(ahead)
+
+
+def test_open_tickets_are_counted_under_their_queue_label() -> None:
+    tracker = Tracker(POLICIES)
+    tracker.queue_label = lambda queue: "other" if queue != "support" else queue
+    tracker.update(ticket("5"), at(10))
+    tracker.update(replace(ticket("6"), queue="billing"), at(10))
+    tracker.update(replace(ticket("7"), queue="sales"), at(10))
+    assert {key[3] for key in tracker.counts} == {"support", "other"}
+    assert tracker.counts[("first_response", "ok", "normal", "other")] == 2
+    resolved = ticket("6", (5, EventKind.STATUS_CHANGE, "resolved"))
+    tracker.update(replace(resolved, queue="billing"), at(10))
+    assert tracker.counts[("first_response", "ok", "normal", "other")] == 1

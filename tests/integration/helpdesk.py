@@ -112,7 +112,7 @@ def make_daemon(
         source=source,
         store=StateStore(pool, "sla_monitor", "helpdesk"),
         tracker=tracker,
-        metrics=Metrics(tracker, policies.priorities),
+        metrics=Metrics(tracker),
         poll_interval=1.0,
         backfill=24 * 3600.0,
         clock=clock,
