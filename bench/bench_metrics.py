@@ -72,7 +72,7 @@ def scrape(registry: CollectorRegistry) -> tuple[int, int, float, float]:
 def main() -> None:
     queues = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     per_queue = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    max_queues = int(sys.argv[3]) if len(sys.argv) > 3 else 200
+    max_queues = int(sys.argv[3]) if len(sys.argv) > 3 else 100
     # One warning per folded queue is the daemon's behaviour; here it would only flood stderr.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
 

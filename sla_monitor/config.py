@@ -88,7 +88,7 @@ class DaemonSettings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_timeout: Duration = 5.0
     # Distinct queue label values in the metrics; further queues are exported as "other".
-    max_queues: int = Field(default=200, ge=1)
+    max_queues: int = Field(default=100, ge=1)
 
 
 class DatabaseSettings(_Section):

@@ -125,7 +125,7 @@ def test_metrics_refuse_a_tracker_that_already_counts_under_raw_queue_names() ->
 
 
 def test_max_queues_is_a_daemon_setting_of_at_least_one() -> None:
-    assert Settings().daemon.max_queues == 200
+    assert Settings().daemon.max_queues == 100
     assert Settings.model_validate({"daemon": {"max_queues": 3}}).daemon.max_queues == 3
     with pytest.raises(ValidationError):
         Settings.model_validate({"daemon": {"max_queues": 0}})
