@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings, parse_duration
 
@@ -213,3 +214,18 @@ def test_a_well_formed_dsn_file_is_read(tmp_path: Path) -> None:
     settings = load(tmp_path, f'[database]\ndsn_file = "{dsn_file}"\n')
     assert settings.database.dsn is not None
     assert settings.database.dsn.get_secret_value() == "postgresql://app:pa%2Fss@127.0.0.1/db"
+
+
+async def test_a_dsn_set_after_loading_is_checked_before_connecting(tmp_path: Path) -> None:
+    """`demo` and embedding code set DSNs on loaded settings; asyncpg's parser would fail with
+    a traceback quoting the password."""
+    from sla_monitor.app import open_pools
+
+    settings = load(tmp_path)
+    settings.source.dsn = SecretStr(MALFORMED_DSNS[0])
+    settings.database.dsn = SecretStr("postgresql://u@127.0.0.1:1/db")
+    with pytest.raises(ConfigError) as error:
+        async with open_pools(settings):
+            pass
+    assert "source.dsn: the DSN cannot be parsed" in str(error.value)
+    assert SECRET not in str(error.value)
