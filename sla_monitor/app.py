@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from sla_monitor.config import ConfigError, Settings, load_settings
+from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.engine.updates import QuietHours
 from sla_monitor.http import start_http
@@ -64,13 +64,28 @@ POOL_OPTIONS: dict[str, Any] = {
 }
 
 
+def check_dsns(settings: Settings) -> None:
+    """Raises ConfigError naming the setting whose DSN cannot be parsed, never the DSN."""
+    for field, dsn in (
+        ("database.dsn", settings.database.dsn),
+        ("source.dsn", settings.source.dsn),
+    ):
+        if dsn is not None and (problem := dsn_problem(dsn.get_secret_value())):
+            raise ConfigError(
+                f"{field}: the DSN cannot be parsed: {problem}; percent-encode special "
+                "characters in the password"
+            )
+
+
 @contextlib.asynccontextmanager
 async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
     """The state store's pool and the source's pool (the same one unless a source DSN is set).
 
     Pools open without connecting (min_size=0) so the daemon starts, reports not ready and
-    retries while the database is away.
+    retries while the database is away. A DSN asyncpg cannot parse is a ConfigError here too
+    (for settings changed after loading), not a traceback quoting its password.
     """
+    check_dsns(settings)
     server = None
     if settings.database.dsn is None:
         dsn, server = start_embedded_postgres(settings.database.embedded_data_dir)
@@ -214,14 +229,41 @@ def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyn
     )
 
 
+# The server answered and said no: a wrong password, an unknown role, no pg_hba.conf entry
+# (InvalidPasswordError is one of these), or no such database. Configuration, which waiting
+# will not fix, unlike a server that cannot be reached.
+DATABASE_REFUSALS: tuple[type[Exception], ...] = (
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+)
+
+
+class DatabaseRefused(Exception):
+    """The database refused the daemon (see DATABASE_REFUSALS); the message names the problem
+    and the setting, never the DSN. The CLI exits 69 (EX_UNAVAILABLE) with it."""
+
+    @classmethod
+    def from_error(cls, error: Exception, setting: str) -> DatabaseRefused:
+        what = (
+            "the database does not exist"
+            if isinstance(error, asyncpg.InvalidCatalogNameError)
+            else "the server refused the login"
+        )
+        # The server's message names the role or database, never the password.
+        return cls(f"{setting}: {what} ({type(error).__name__}: {error}); fix the configuration")
+
+
 async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:
-    """Runs migrations, retrying while the database is unreachable; False if stopped first."""
+    """Runs migrations, retrying while the database is unreachable; False if stopped first.
+    Raises DatabaseRefused when the server rejects the login or has no such database."""
     delay = 0.5
     while not stop.is_set():
         try:
             applied = await daemon.store.migrate()
             log.info("migrated", applied=applied)
             return True
+        except DATABASE_REFUSALS as error:
+            raise DatabaseRefused.from_error(error, "database.dsn") from None
         except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
             daemon.metrics.source_up.set(0)
             daemon.last_error = f"{type(error).__name__}: {error}"

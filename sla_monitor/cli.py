@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes: 0 done, 78 (EX_CONFIG) a bad configuration, including a DSN that cannot be
+    parsed, 69 (EX_UNAVAILABLE) a database that refuses the login or does not exist (and, for
+    the one-shot commands, one that cannot be reached)."""
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -75,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(policies.priorities)} priorities, source {settings.source.name!r}"
         )
         return EX_OK
+    from sla_monitor.app import DatabaseRefused
+
     try:
         if args.command == "run":
             from sla_monitor.app import TaskCrashed, serve
@@ -92,16 +97,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_demo(settings, Path(args.data_dir), args.seed))
     except KeyboardInterrupt:
         pass
+    except ConfigError as error:  # a DSN set after loading that cannot be parsed
+        print(f"sla-monitor: {error}", file=sys.stderr)
+        return EX_CONFIG
+    except DatabaseRefused as error:
+        # One line, no traceback: restarting will not help until the configuration changes.
+        print(f"sla-monitor: {error}", file=sys.stderr)
+        return EX_UNAVAILABLE
     return EX_OK
 
 
 async def _migrate(settings: Settings) -> int:
-    from sla_monitor.app import build_daemon, open_pools
+    from sla_monitor.app import DATABASE_REFUSALS, DatabaseRefused, build_daemon, open_pools
 
     async with open_pools(settings) as (store_pool, source_pool):
         daemon = build_daemon(settings, store_pool, source_pool)
         try:
             applied = await daemon.store.migrate()
+        except DATABASE_REFUSALS as error:
+            raise DatabaseRefused.from_error(error, "database.dsn") from None
         except POLL_ERRORS as error:
             print(f"sla-monitor: cannot migrate: {type(error).__name__}: {error}", file=sys.stderr)
             return EX_UNAVAILABLE
@@ -147,7 +161,7 @@ def _instant(text: str) -> datetime:
 
 
 async def _evaluate(settings: Settings, at: datetime | None = None) -> int:
-    from sla_monitor.app import build_daemon, open_pools
+    from sla_monitor.app import DATABASE_REFUSALS, DatabaseRefused, build_daemon, open_pools
 
     now = at or utcnow()
     tickets: list[dict[str, Any]] = []
@@ -172,6 +186,9 @@ async def _evaluate(settings: Settings, at: datetime | None = None) -> int:
                                 "detail": error.detail,
                             }
                         )
+        except DATABASE_REFUSALS as error:
+            setting = "source.dsn" if settings.source.dsn is not None else "database.dsn"
+            raise DatabaseRefused.from_error(error, setting) from None
         except POLL_ERRORS as error:
             print(
                 f"sla-monitor: cannot read the source: {type(error).__name__}: {error}",

@@ -6,12 +6,16 @@ Environment variables override the file; nested fields use ``__``, for example
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
+import types
+import typing
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -46,10 +50,14 @@ EX_CONFIG = 78
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+# No target, interval or backoff is longer; a larger value is a typo ("1000000w") that would
+# overflow the engine's datetime arithmetic at the first ticket.
+MAX_DURATION = 365 * 86400.0
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``"1h"``, ``"90m"``, ``"1h30m"``, ``"2d"``."""
+    """Seconds from a number or a string such as ``"1h"``, ``"90m"``, ``"1h30m"``, ``"2d"``:
+    finite, from zero to one year (365 days)."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '1h' or '90m', got {value!r}")
     if isinstance(value, int | float):
@@ -62,8 +70,12 @@ def parse_duration(value: Any) -> float:
         seconds = sum(float(m.group(1)) * _UNIT_SECONDS[m.group(2)] for m in matches)
     else:
         raise ValueError(f"expected a duration like '1h' or '90m', got {value!r}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration like '1h' or '90m', got {value!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"expected a duration of at most one year (365d), got {value!r}")
     return seconds
 
 
@@ -75,6 +87,57 @@ def _optional_duration(value: Any) -> float | None:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 OptionalDuration = Annotated[float | None, BeforeValidator(_optional_duration)]
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """Why asyncpg would fail to parse ``dsn`` (or read it wrongly), else None. The answer
+    never quotes the DSN: a malformed one usually breaks inside its password.
+
+    Mirrors asyncpg's parser: a ``postgresql://`` or ``postgres://`` URL whose authority is
+    split at the first ``@`` and whose ports must be numbers. A ``/``, ``?`` or ``#`` left
+    unescaped in the password ends the authority early, so the rest of the password becomes a
+    port, a path or a fragment.
+    """
+    text = dsn.strip()
+    if not text:
+        return "the DSN is empty"
+    try:
+        parts = urlsplit(text)
+        if parts.scheme not in {"postgresql", "postgres"} or not text.startswith(
+            f"{parts.scheme}://"
+        ):
+            return (
+                "expected a postgresql:// or postgres:// URL "
+                "(key=value connection strings are not supported)"
+            )
+        if "#" in text:
+            return "it contains '#'"
+        if "@" in parts.path or "@" in parts.query:
+            return "an '@' follows the host, so the password holds a '/' or '?'"
+        auth, _, hosts = parts.netloc.rpartition("@")
+        if "@" in auth:
+            return "it contains more than one '@'"
+        for host in hosts.split(",") if hosts else ():
+            port = host.rpartition("]")[2] if host.startswith("[") else host
+            if ":" in port:
+                number = port.partition(":")[2]
+                if not number.isdigit() or not 0 < int(number) < 65536:
+                    return "a port is not a number from 1 to 65535"
+        if parts.query:
+            parse_qs(parts.query, strict_parsing=True)
+    except ValueError:
+        return "it is not a well-formed URL"
+    return None
+
+
+def _check_dsn(field: str, dsn: SecretStr | None) -> SecretStr | None:
+    if dsn is not None and (problem := dsn_problem(dsn.get_secret_value())):
+        raise ValueError(
+            f"{field} cannot be parsed: {problem}. It should look like "
+            "postgresql://user:password@host:5432/database; percent-encode special characters "
+            "in the password (/ as %2F, # as %23, ? as %3F, @ as %40, % as %25)"
+        )
+    return dsn
 
 
 class _Section(BaseModel):
@@ -99,15 +162,21 @@ class DatabaseSettings(_Section):
     schema_name: str = Field(default="sla_monitor", pattern=r"^[a-z_][a-z0-9_]*$")
     embedded_data_dir: Path = Path("var/pgdata")
 
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_parses(cls, dsn: SecretStr | None) -> SecretStr | None:
+        return _check_dsn("the DSN", dsn)
+
     @model_validator(mode="after")
     def _read_dsn_file(self) -> DatabaseSettings:
         if self.dsn is None and self.dsn_file is not None:
             try:
-                self.dsn = SecretStr(self.dsn_file.read_text().strip())
+                dsn = SecretStr(self.dsn_file.read_text().strip())
             except OSError as error:
                 raise ValueError(
                     f"cannot read dsn_file {self.dsn_file}: {error.strerror}"
                 ) from None
+            self.dsn = _check_dsn(f"the DSN in dsn_file {self.dsn_file}", dsn)
         return self
 
 
@@ -154,6 +223,11 @@ class SourceSettings(_Section):
         "ORDER BY ticket_id, created_at, id"
     )
 
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_parses(cls, dsn: SecretStr | None) -> SecretStr | None:
+        return _check_dsn("the DSN", dsn)
+
 
 class StatusSettings(_Section):
     open: list[str] = ["new", "open"]
@@ -179,8 +253,8 @@ class PolicySettings(_Section):
     first_response: OptionalDuration = 3600.0
     resolution: OptionalDuration = 86400.0
     update_interval: OptionalDuration = 4 * 3600.0
-    at_risk_ratio: float = Field(default=0.75, gt=0, lt=1)
-    overdue_ratio: float = Field(default=2.0, gt=1)
+    at_risk_ratio: float = Field(default=0.75, gt=0, lt=1, allow_inf_nan=False)
+    overdue_ratio: float = Field(default=2.0, gt=1, allow_inf_nan=False)
     calendar: str = "24x7"
 
 
@@ -527,15 +601,64 @@ class ConfigError(Exception):
     exit_code = EX_CONFIG
 
 
+# Names of settings whose values are never shown, misspellings included ("rt_pasword",
+# "dns" for "dsn"): the value of a mistyped secret key is still a secret.
+_SECRET_NAME = re.compile(r"pas+w|passwd|pwd|tok|secret|key|dsn|dns|url|uri|webhook|cred", re.I)
+# A URL with a password, or a libpq password=..., whatever field it was put in.
+_HOLDS_PASSWORD = re.compile(r"://[^\s@/]*:\S*@|password\s*=", re.I)
+
+
+def _may_show(item: Any) -> bool:
+    """Whether an error may quote its input: not for unknown keys (their meaning is unknown),
+    secret-looking names, or anything carrying a password."""
+    given = item.get("input")
+    if given is None or isinstance(given, dict | list) or item["type"] == "extra_forbidden":
+        return False
+    if any(isinstance(part, str) and _SECRET_NAME.search(part) for part in item["loc"]):
+        return False
+    return not _HOLDS_PASSWORD.search(str(given))
+
+
+def _known_fields(location: tuple[Any, ...]) -> list[str]:
+    """The setting names allowed where ``location`` points (the section of an unknown key)."""
+    model: Any = Settings
+    for part in location[:-1]:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part))
+            if field is None:
+                return []
+            model = field.annotation
+        elif typing.get_origin(model) in (dict, list):
+            model = typing.get_args(model)[-1]
+        else:
+            return []
+        while typing.get_origin(model) in (typing.Union, types.UnionType):
+            model = next(a for a in typing.get_args(model) if a is not type(None))
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
 def _format_errors(origin: str, error: ValidationError) -> str:
+    """One line per problem naming the field and what was expected; a value is quoted only
+    when it cannot be a secret (see ``_may_show``)."""
     lines = [f"invalid configuration ({origin}):"]
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
         given = item.get("input")
-        shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
-        if "dsn" in location or repr(given) in message:
-            shown = ""  # never echo a DSN: it may hold a password
+        if item["type"] == "extra_forbidden":
+            known = _known_fields(tuple(item["loc"]))
+            message = f"{message}: unknown setting" + (
+                f" (known: {', '.join(known)})" if known else ""
+            )
+        if _may_show(item):
+            shown = "" if repr(given) in message else f" (got {given!r})"
+        else:
+            shown = ""
+            if given is not None:
+                # Our own validators quote what they got ({value!r}); cut a hidden value out.
+                message = message.replace(repr(given), "<hidden>")
         lines.append(f"  {location}: {message}{shown}")
     return "\n".join(lines)
 

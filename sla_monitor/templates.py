@@ -1,5 +1,10 @@
 """Customer update templates: one file per language, ``update.<language>.txt``, rendered in
-Jinja2's sandbox (no access to Python internals) with undefined names as errors."""
+Jinja2's sandbox (no access to Python internals) with undefined names as errors.
+
+A template is checked when it is loaded, not when the first ticket needs it: every name it
+uses must be one the planner provides (the keys of ``SAMPLE``), it may not reach for attributes
+beginning with ``_`` or use the ``attr`` filter (the way out of the sandbox of Jinja2 before
+3.1.6, CVE-2025-27516), and it must render the sample (which catches unknown filters)."""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+# The values the planner renders a template with (sla_monitor/updates.py), by example: its keys
+# are the only names a template may use besides Jinja2's own globals (range, cycler, ...).
 SAMPLE = {
     "ticket_id": "4711",
     "subject": "Website down",
@@ -44,7 +51,7 @@ class UpdateTemplates:
                 f"language {default_language!r}"
             )
         for language in self._sources:
-            self.render(language, SAMPLE)  # fail at config check, not at 3 a.m.
+            self._check(language)  # fail at config check, not at 3 a.m.
 
     @property
     def languages(self) -> list[str]:
@@ -57,6 +64,35 @@ class UpdateTemplates:
                 if candidate.lower() in self._sources:
                     return candidate.lower()
         return self.default_language
+
+    def _check(self, language: str) -> None:
+        """Every name, attribute and filter the template could use, in any branch, then the
+        sample render: one sample takes one path through ``{% if %}`` and misses the rest."""
+        path = self.directory / f"update.{language}.txt"
+        try:
+            tree = self._env.parse(self._sources[language])
+            used = meta.find_undeclared_variables(tree)  # compiles: unknown filters fail here
+        except TemplateError as error:
+            raise TemplateProblem(f"{path}: {type(error).__name__}: {error}") from None
+        if unknown := sorted(used - SAMPLE.keys() - self._env.globals.keys()):
+            names = ", ".join(repr(name) for name in unknown)
+            raise TemplateProblem(
+                f"{path}: UndefinedError: unknown variable {names} (known: {', '.join(SAMPLE)})"
+            )
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+            if isinstance(node, nodes.Filter) and node.name == "attr":
+                raise TemplateProblem(
+                    f"{path}: SecurityError: line {node.lineno}: the attr filter is not allowed"
+                )
+            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node, "arg", None)
+            if isinstance(key, nodes.Const):
+                key = key.value
+            if isinstance(key, str) and key.startswith("_"):
+                raise TemplateProblem(
+                    f"{path}: SecurityError: line {node.lineno}: attribute {key!r} reaches "
+                    "for Python internals, which templates may not use"
+                )
+        self.render(language, SAMPLE)
 
     def render(self, language: str, values: dict[str, Any]) -> str:
         path = self.directory / f"update.{language}.txt"

@@ -6,12 +6,17 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -309,3 +314,173 @@ def test_an_unknown_calendar_or_bad_hours_exit_78(tmp_path: Path) -> None:
     result = sla_monitor("--config", str(config), "check-config")
     assert result.returncode == EX_CONFIG
     assert "calendars.office" in result.stderr and "'9 to 5'" in result.stderr
+
+
+# A database that refuses the daemon, and a DSN that cannot be parsed: one line, a fixed exit
+# code, never the password. The server here trusts 127.0.0.1 (any password succeeds), so a real
+# refusal is an unknown role or a missing database; a wrong password comes from a peer that
+# answers like PostgreSQL with SQLSTATE 28P01.
+
+EX_UNAVAILABLE = 69
+PLANTED = "Pl4nted-pw-93e1"
+
+
+class RefusingPostgres:
+    """Answers every connection's startup message with a FATAL ErrorResponse, as PostgreSQL
+    does for a wrong password."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        self._fields = b"".join(
+            kind + text.encode() + b"\0"
+            for kind, text in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", sqlstate), (b"M", message))
+        )
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> RefusingPostgres:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                while True:
+                    head = self._read(conn, 8)
+                    if len(head) < 8:
+                        break
+                    length, code = struct.unpack("!ii", head)
+                    if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest
+                        conn.sendall(b"N")
+                        continue
+                    self._read(conn, length - 8)  # the rest of the startup message
+                    body = self._fields + b"\0"
+                    conn.sendall(b"E" + struct.pack("!i", len(body) + 4) + body)
+                    break
+
+    @staticmethod
+    def _read(conn: socket.socket, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = conn.recv(size - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def _assert_one_line_without_secret(
+    result: subprocess.CompletedProcess[str], code: int, expected: str
+) -> None:
+    assert result.returncode == code, result.stderr
+    output = result.stdout + result.stderr
+    assert PLANTED not in output
+    assert "Traceback" not in output
+    # Besides the daemon's JSON log lines (`run` logs "listening" and "stopped"), exactly one
+    # line, naming the problem.
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("sla-monitor: ") and expected in lines[0], lines[0]
+
+
+def _command(command: str, dsn: str) -> subprocess.CompletedProcess[str]:
+    return sla_monitor(
+        command,
+        env={"SLA_MONITOR_DATABASE__DSN": dsn, "SLA_MONITOR_DAEMON__LISTEN_PORT": "0"},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("command", ["migrate", "run", "evaluate"])
+def test_a_missing_database_exits_69_with_one_line(admin_dsn: str, command: str) -> None:
+    parts = urlsplit(admin_dsn)
+    dsn = f"postgresql://{parts.username}:{PLANTED}@{parts.netloc.rpartition('@')[2]}"
+    dsn += f"/sla_absent_{uuid.uuid4().hex[:12]}"
+    result = _command(command, dsn)
+    _assert_one_line_without_secret(
+        result, EX_UNAVAILABLE, "database.dsn: the database does not exist"
+    )
+
+
+@pytest.mark.parametrize("command", ["migrate", "run", "evaluate"])
+def test_an_unknown_role_exits_69_with_one_line(admin_dsn: str, command: str) -> None:
+    parts = urlsplit(admin_dsn)
+    role = f"sla_absent_{uuid.uuid4().hex[:12]}"
+    dsn = f"postgresql://{role}:{PLANTED}@{parts.netloc.rpartition('@')[2]}{parts.path}"
+    result = _command(command, dsn)
+    _assert_one_line_without_secret(
+        result, EX_UNAVAILABLE, "database.dsn: the server refused the login"
+    )
+
+
+@pytest.mark.parametrize("command", ["migrate", "run"])
+def test_a_wrong_password_exits_69_with_one_line(command: str) -> None:
+    refusal = 'password authentication failed for user "app"'
+    with RefusingPostgres("28P01", refusal) as server:
+        result = _command(command, f"postgresql://app:{PLANTED}@127.0.0.1:{server.port}/db")
+    _assert_one_line_without_secret(result, EX_UNAVAILABLE, "InvalidPasswordError")
+    assert refusal in result.stderr
+
+
+@pytest.mark.parametrize("command", ["migrate", "run", "check-config"])
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://app:pa/ss#w{PLANTED}@127.0.0.1:5432/db",
+        f"postgresql://app:{PLANTED}#x@127.0.0.1:5432/db",
+        f"postgresql://app:1/{PLANTED}@127.0.0.1:5432/db",
+    ],
+)
+def test_a_malformed_dsn_exits_78_without_a_traceback(command: str, dsn: str) -> None:
+    result = _command(command, dsn)
+    assert result.returncode == EX_CONFIG, result.stderr
+    assert PLANTED not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    # The header and one line for the one problem.
+    assert result.stderr.splitlines() == [
+        "sla-monitor: invalid configuration (environment only):",
+        result.stderr.splitlines()[1],
+    ]
+    assert result.stderr.splitlines()[1].startswith("  database.dsn: the DSN cannot be parsed")
+    assert "percent-encode special characters in the password" in result.stderr
+
+
+def test_an_unreachable_server_is_retried_not_exited() -> None:
+    """Unlike a refusal, a server that cannot be reached may come back: `run` keeps serving
+    /readyz 503 while it retries, and stops cleanly on SIGTERM."""
+    port = _free_port()
+    database_port = _free_port()  # nothing listens there
+    process = spawn_daemon(
+        f"postgresql://app:{PLANTED}@127.0.0.1:{database_port}/db", port, capture=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while status is None and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            except urllib.error.HTTPError as error:
+                status = error.code
+            except OSError:
+                time.sleep(0.1)
+        assert status == 503
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        assert process.returncode == 0
+        _, stderr = process.communicate()
+        assert "database_unreachable" in stderr
+        assert PLANTED not in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
