@@ -143,20 +143,28 @@ class BusinessCalendar:
 
     def business_seconds(self, start: datetime, end: datetime) -> float:
         """Business seconds in [start, end); 0 when end <= start."""
-        low, high = _to_us(start), _to_us(end)
-        if high <= low:
-            return 0.0
-        first, last = self._day_of(low), self._day_of(high)
-        if first == last:
-            return self._clipped(first, low, high) / 1e6
-        total = self._clipped(first, low, high) + self._clipped(last, low, high)
-        return (total + self._range_total(first + 1, last)) / 1e6
+        return self.business_microseconds(start, end) / 1e6
 
     def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
         """The earliest instant when ``seconds`` business seconds have passed since ``start``."""
         if not math.isfinite(seconds):
             raise ValueError(f"cannot add {seconds} business seconds")
-        remaining = round(seconds * 1e6)
+        return self.add_business_microseconds(start, round(seconds * 1e6))
+
+    def business_microseconds(self, start: datetime, end: datetime) -> int:
+        """Business microseconds in [start, end); 0 when end <= start. Exactly additive."""
+        low, high = _to_us(start), _to_us(end)
+        if high <= low:
+            return 0
+        first, last = self._day_of(low), self._day_of(high)
+        if first == last:
+            return self._clipped(first, low, high)
+        total = self._clipped(first, low, high) + self._clipped(last, low, high)
+        return total + self._range_total(first + 1, last)
+
+    def add_business_microseconds(self, start: datetime, microseconds: int) -> datetime:
+        """The earliest instant when ``microseconds`` business microseconds have passed."""
+        remaining = microseconds
         if remaining <= 0:
             return start
         now = _to_us(start)

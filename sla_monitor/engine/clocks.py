@@ -14,6 +14,7 @@ Rules (see shared/notes/semantics.md):
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,10 +29,6 @@ from sla_monitor.engine.model import (
     TicketEvent,
 )
 from sla_monitor.engine.policy import Policy, PolicySet
-
-# The finest step of a datetime: a clock is breached once one more business microsecond passes
-# after its deadline (at the end of business hours, that is the next business morning).
-_RESOLUTION = 1e-6
 
 
 class TicketError(ValueError):
@@ -165,7 +162,8 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
     seen = _until(ticket, now)
     intervals = _intervals(seen, policies, now)
     category = intervals[-1].category
-    sticky = _sticky_breaches(seen, policies)
+    times = _Times(intervals)
+    sticky = _sticky_breaches(seen, policies, times)
 
     current = policies.policy_for(seen.priority, seen.queue)
     reprioritised = any(e.kind is EventKind.PRIORITY_CHANGE for e in seen.events)
@@ -185,10 +183,10 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
         target = policy.target(clock)
         if target is None:
             return
-        end, elapsed, breached_at = _progress(
-            policy, target, intervals, start, stop, now, sticky.get(clock)
+        elapsed, breached_at = _progress(
+            times.on(policy.calendar), _us(target), start, stop, now, sticky.get(clock)
         )
-        completions.append(Completion(clock, key, end, breached_at is None, elapsed))
+        completions.append(Completion(clock, key, stop, breached_at is None, elapsed / 1e6))
         if breached_at is not None:
             breaches.append(Breach(clock, key if clock is Clock.UPDATE else "", breached_at))
 
@@ -199,9 +197,7 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
         target = policy.target(clock)
         if target is None:
             return None
-        status = _clock_status(
-            clock, policy, target, intervals, start, stop, now, sticky.get(clock)
-        )
+        status = _clock_status(clock, policy, target, times, start, stop, now, sticky.get(clock))
         if status.stopped_at is not None:
             completions.append(
                 Completion(
@@ -270,26 +266,34 @@ def _keep(clocks: dict[Clock, ClockStatus], status: ClockStatus | None) -> None:
         clocks[status.clock] = status
 
 
+def _us(seconds: float) -> int:
+    """A duration in seconds as whole microseconds, the resolution of a datetime."""
+    return round(seconds * 1_000_000)
+
+
 def _clock_status(
     clock: Clock,
     policy: Policy,
     target: float,
-    intervals: list[_Interval],
+    times: _Times,
     start: datetime,
     stop: datetime | None,
     now: datetime,
     sticky: datetime | None,
 ) -> ClockStatus:
     calendar = policy.calendar
-    end, elapsed, breached_at = _progress(policy, target, intervals, start, stop, now, sticky)
-    running = stop is None and bool(intervals) and intervals[-1].category is StatusCategory.OPEN
-    at_risk_target = target * policy.at_risk_ratio
+    measure = times.on(calendar)
+    target_us = _us(target)
+    elapsed, breached_at = _progress(measure, target_us, start, stop, now, sticky)
+    running = stop is None and times.intervals[-1].category is StatusCategory.OPEN
+    at_risk_us = round(target_us * policy.at_risk_ratio)
+    overdue_us = round(target_us * policy.overdue_ratio)
 
-    def when(amount: float) -> datetime | None:
+    def when(amount: int) -> datetime | None:
         if elapsed >= amount:
-            return _crossing(calendar, intervals, start, end, amount)
+            return measure.reached(start, amount)
         if running:
-            return calendar.add_business_seconds(now, amount - elapsed)
+            return calendar.add_business_microseconds(max(now, start), amount - elapsed)
         return None
 
     if stop is not None:
@@ -298,51 +302,50 @@ def _clock_status(
         state = ClockState.BREACHED
     elif not running:
         state = ClockState.PAUSED
-    elif elapsed >= at_risk_target:
+    elif elapsed >= at_risk_us:
         state = ClockState.AT_RISK
     else:
         state = ClockState.OK
-    deadline = None if state is ClockState.MET else when(target)
+    deadline = None if state is ClockState.MET else when(target_us)
     return ClockStatus(
         clock=clock,
         state=state,
         target_seconds=target,
-        elapsed_seconds=elapsed,
-        remaining_seconds=target - elapsed,
+        elapsed_seconds=elapsed / 1e6,
+        remaining_seconds=(target_us - elapsed) / 1e6,
         deadline=deadline,
-        at_risk_at=when(at_risk_target) if state is not ClockState.MET else None,
+        at_risk_at=when(at_risk_us) if state is not ClockState.MET else None,
         breached_at=breached_at,
         started_at=start,
         stopped_at=None if stop is None else min(stop, now),
         running=running,
-        overdue_at=None if state is ClockState.MET else when(target * policy.overdue_ratio),
-        overdue=elapsed >= target * policy.overdue_ratio,
+        overdue_at=None if state is ClockState.MET else when(overdue_us),
+        overdue=elapsed >= overdue_us,
         breach_due=(
-            calendar.add_business_seconds(now, target - elapsed + _RESOLUTION)
-            if running and elapsed <= target and breached_at is None
+            calendar.add_business_microseconds(max(now, start), target_us - elapsed + 1)
+            if running and elapsed <= target_us and breached_at is None
             else None
         ),
     )
 
 
 def _progress(
-    policy: Policy,
-    target: float,
-    intervals: list[_Interval],
+    measure: _OpenTime,
+    target_us: int,
     start: datetime,
     stop: datetime | None,
     now: datetime,
     sticky: datetime | None,
-) -> tuple[datetime, float, datetime | None]:
-    """Where a clock stands: the end of its measure, its business seconds and when it breached."""
+) -> tuple[int, datetime | None]:
+    """Where a clock stands: its open business microseconds and when it breached."""
     end = now if stop is None else min(stop, now)
-    elapsed = _measure(policy.calendar, intervals, start, end)
-    breached_at = (
-        _crossing(policy.calendar, intervals, start, end, target) if elapsed > target else None
-    )
+    elapsed = measure.between(start, end)
+    breached_at = None
+    if elapsed > target_us:
+        breached_at = measure.reached(start, target_us)
     if breached_at is None and sticky is not None and sticky >= start:
         breached_at = sticky  # breached under an earlier priority's tighter target
-    return end, elapsed, breached_at
+    return elapsed, breached_at
 
 
 def _until(ticket: Ticket, now: datetime) -> Ticket:
@@ -386,47 +389,129 @@ def _status_changes(events: Iterable[TicketEvent]) -> Iterable[TicketEvent]:
     return (e for e in events if e.kind is EventKind.STATUS_CHANGE)
 
 
-def _measure(
-    calendar: Calendar, intervals: list[_Interval], start: datetime, end: datetime
-) -> float:
-    total = 0.0
-    for interval in intervals:
+class _OpenTime:
+    """Open business microseconds since creation on one calendar, at any instant up to now.
+
+    Calendar time is exactly additive, so every span is the difference of two readings: one
+    pass over the intervals, then each reading costs one calendar call.
+    """
+
+    def __init__(self, calendar: Calendar, intervals: list[_Interval]) -> None:
+        self.calendar = calendar
+        self.intervals = intervals
+        self.starts = [interval.start for interval in intervals]
+        self.before: list[int] = []  # open time before each interval
+        self.after: list[int] = []  # open time at each interval's end
+        total = 0
+        for interval in intervals:
+            self.before.append(total)
+            if interval.category is StatusCategory.OPEN:
+                total += calendar.business_microseconds(interval.start, interval.end)
+            self.after.append(total)
+
+    def at(self, moment: datetime) -> int:
+        index = bisect.bisect_right(self.starts, moment) - 1
+        if index < 0:
+            return 0
+        interval = self.intervals[index]
         if interval.category is not StatusCategory.OPEN:
-            continue
-        low, high = max(interval.start, start), min(interval.end, end)
-        if high > low:
-            total += calendar.business_seconds(low, high)
-    return total
+            return self.before[index]
+        return self.before[index] + self.calendar.business_microseconds(
+            interval.start, min(moment, interval.end)
+        )
+
+    def between(self, start: datetime, end: datetime) -> int:
+        return max(0, self.at(end) - self.at(start)) if end > start else 0
+
+    def reached(self, start: datetime, amount: int) -> datetime | None:
+        """The earliest instant at which ``amount`` open business microseconds have passed
+        since ``start``; None if not by now."""
+        if amount <= 0:
+            return start
+        goal = self.at(start) + amount
+        index = bisect.bisect_left(self.after, goal)
+        if index == len(self.after):
+            return None
+        # The first interval reaching the goal; it is open, since it adds time.
+        low = max(self.intervals[index].start, start)
+        return self.calendar.add_business_microseconds(low, goal - self.at(low))
 
 
-def _crossing(
-    calendar: Calendar, intervals: list[_Interval], start: datetime, end: datetime, amount: float
-) -> datetime | None:
-    """The instant within [start, end] at which open business time reached ``amount``."""
-    total = 0.0
-    for interval in intervals:
-        if interval.category is not StatusCategory.OPEN:
-            continue
-        low, high = max(interval.start, start), min(interval.end, end)
-        if high <= low:
-            continue
-        span = calendar.business_seconds(low, high)
-        if total + span >= amount:
-            return calendar.add_business_seconds(low, amount - total)
-        total += span
-    return None
+class _Times:
+    """The ticket's status intervals, with their open time measured once per calendar."""
+
+    def __init__(self, intervals: list[_Interval]) -> None:
+        self.intervals = intervals
+        self._measures: dict[int, _OpenTime] = {}
+
+    def on(self, calendar: Calendar) -> _OpenTime:
+        found = self._measures.get(id(calendar))
+        if found is None or found.calendar is not calendar:
+            found = self._measures[id(calendar)] = _OpenTime(calendar, self.intervals)
+        return found
 
 
-def _sticky_breaches(ticket: Ticket, policies: PolicySet) -> dict[Clock, datetime]:
-    """When each clock went over target under an earlier priority: a breach is never withdrawn."""
+def _sticky_breaches(ticket: Ticket, policies: PolicySet, times: _Times) -> dict[Clock, datetime]:
+    """When each clock went over target under an earlier priority: a breach is never withdrawn.
+
+    One forward pass over the priority changes: just before each one, first_response and
+    resolution are judged as they stood under the priority then in force (a stopped clock by
+    the priority in force when it stopped); the first breach found for a clock is kept.
+    """
     breached: dict[Clock, datetime] = {}
-    if all(event.kind is not EventKind.PRIORITY_CHANGE for event in ticket.events):
-        return breached
-    for index, event in enumerate(ticket.events):
-        if event.kind is not EventKind.PRIORITY_CHANGE:
-            continue
-        earlier = evaluate_ticket(replace(ticket, events=ticket.events[:index]), policies, event.at)
-        for clock, status in earlier.clocks.items():
-            if clock is not Clock.UPDATE and status.breached_at is not None:
-                breached.setdefault(clock, status.breached_at)
+    created = ticket.created_at
+    priority = ticket.initial_priority
+    # The priority in force from each instant on, as the changes so far set it.
+    history: list[tuple[datetime, str]] = [(created, priority)]
+    first_reply: datetime | None = None
+    resolved_since: datetime | None = None  # the last entry into resolved, while resolved
+    first_resolution: datetime | None = None
+    category = _category(policies, ticket.initial_status)
+    if category is StatusCategory.RESOLVED:
+        resolved_since = first_resolution = created
+
+    def priority_at(moment: datetime) -> str:
+        found = priority
+        for since, value in history:
+            if since > moment:
+                break
+            found = value
+        return found
+
+    for event in ticket.events:
+        if event.kind is EventKind.PUBLIC_REPLY and first_reply is None:
+            first_reply = event.at
+        elif event.kind is EventKind.STATUS_CHANGE:
+            assert event.value is not None
+            new = _category(policies, event.value)
+            if new is not category:
+                if new is StatusCategory.RESOLVED:
+                    resolved_since = event.at
+                    if first_resolution is None:
+                        first_resolution = event.at
+                else:
+                    resolved_since = None
+                category = new
+        elif event.kind is EventKind.PRIORITY_CHANGE:
+            assert event.value is not None
+            stops = [s for s in (first_reply, first_resolution) if s is not None]
+            for clock, stop in (
+                (Clock.FIRST_RESPONSE, min(stops, default=None)),
+                (Clock.RESOLUTION, resolved_since),
+            ):
+                if clock in breached:
+                    continue
+                policy = policies.policy_for(
+                    priority if stop is None else priority_at(stop), ticket.queue
+                )
+                target = policy.target(clock)
+                if target is None:
+                    continue
+                _, breached_at = _progress(
+                    times.on(policy.calendar), _us(target), created, stop, event.at, None
+                )
+                if breached_at is not None:
+                    breached[clock] = breached_at
+            priority = event.value
+            history.append((event.at, priority))
     return breached
