@@ -321,11 +321,7 @@ def _clock_status(
         running=running,
         overdue_at=None if state is ClockState.MET else when(overdue_us),
         overdue=elapsed >= overdue_us,
-        breach_due=(
-            calendar.add_business_microseconds(max(now, start), target_us - elapsed + 1)
-            if running and elapsed <= target_us and breached_at is None
-            else None
-        ),
+        breach_due=deadline if running and breached_at is None else None,
     )
 
 
@@ -337,12 +333,18 @@ def _progress(
     now: datetime,
     sticky: datetime | None,
 ) -> tuple[int, datetime | None]:
-    """Where a clock stands: its open business microseconds and when it breached."""
+    """Where a clock stands: its open business microseconds and when it breached.
+
+    A clock still running at its deadline instant is breached at that instant (breached_at ==
+    deadline); one that stops at or before its deadline is met.
+    """
     end = now if stop is None else min(stop, now)
     elapsed = measure.between(start, end)
     breached_at = None
-    if elapsed > target_us:
-        breached_at = measure.reached(start, target_us)
+    if elapsed >= target_us:
+        deadline = measure.reached(start, target_us)
+        if deadline is not None and (stop is None or deadline < end):
+            breached_at = deadline
     if breached_at is None and sticky is not None and sticky >= start:
         breached_at = sticky  # breached under an earlier priority's tighter target
     return elapsed, breached_at
@@ -363,13 +365,8 @@ def _category(policies: PolicySet, status: str) -> StatusCategory:
 
 
 def _intervals(ticket: Ticket, policies: PolicySet, now: datetime) -> list[_Interval]:
-    """Consecutive [start, end) intervals of status category from creation up to ``now``."""
-    if now <= ticket.created_at:
-        return [
-            _Interval(
-                ticket.created_at, ticket.created_at, _category(policies, ticket.initial_status)
-            )
-        ]
+    """Consecutive [start, end) intervals of status category from creation up to ``now``;
+    a single empty one at creation when ``now`` is not after it."""
     intervals: list[_Interval] = []
     start = ticket.created_at
     category = _category(policies, ticket.initial_status)
@@ -381,7 +378,7 @@ def _intervals(ticket: Ticket, policies: PolicySet, now: datetime) -> list[_Inte
         if event.at > start:
             intervals.append(_Interval(start, event.at, category))
         start, category = event.at, new
-    intervals.append(_Interval(start, now, category))
+    intervals.append(_Interval(start, max(now, ticket.created_at), category))
     return intervals
 
 

@@ -18,6 +18,7 @@ from sla_monitor.engine import (
     TicketEvent,
     evaluate_ticket,
 )
+from sla_monitor.engine.business_calendar import BusinessCalendar, parse_hours
 from sla_monitor.engine.clocks import TicketError
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -61,8 +62,8 @@ def clock(t: Ticket, which: Clock, minutes: float, policies: PolicySet = POLICIE
         (0, ClockState.OK),
         (44, ClockState.OK),
         (45, ClockState.AT_RISK),
-        (60, ClockState.AT_RISK),
-        (60.01, ClockState.BREACHED),
+        (59.99, ClockState.AT_RISK),
+        (60, ClockState.BREACHED),  # still running at its deadline instant
         (600, ClockState.BREACHED),
     ],
 )
@@ -274,9 +275,10 @@ def test_next_transition_is_the_earliest_future_at_risk_or_deadline():
     evaluation = evaluate_ticket(ticket(), POLICIES, at(10))
     assert evaluation.next_transition == at(45)
     evaluation = evaluate_ticket(ticket(), POLICIES, at(50))
-    assert evaluation.next_transition == at(60) + timedelta(microseconds=1)
+    assert evaluation.next_transition == at(60)
     breached = evaluate_ticket(ticket(), POLICIES, evaluation.next_transition)
     assert breached.clocks[Clock.FIRST_RESPONSE].state is ClockState.BREACHED
+    assert breached.clocks[Clock.FIRST_RESPONSE].breached_at == at(60)
 
 
 def test_category_reflects_current_status():
@@ -324,18 +326,45 @@ def test_an_automatic_update_restarts_the_update_window_but_is_no_response():
     assert evaluation.clocks[Clock.FIRST_RESPONSE].stopped_at is None
 
 
-def test_a_deadline_at_closing_time_wakes_the_next_business_morning():
-    from sla_monitor.engine.business_calendar import BusinessCalendar, parse_hours
+OFFICE_HOURS = BusinessCalendar(
+    "office", "UTC", {d: [parse_hours("09:00-17:00")] for d in range(5)}
+)
+EIGHT_OFFICE_HOURS = PolicySet(
+    default=Policy(first_response_seconds=8 * 3600, calendar=OFFICE_HOURS)
+)
+FRIDAY_9 = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
 
-    office = BusinessCalendar("office", "UTC", {d: [parse_hours("09:00-17:00")] for d in range(5)})
-    policies = PolicySet(default=Policy(first_response_seconds=8 * 3600, calendar=office))
-    monday = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # T0 is a Monday 09:00
-    evening = evaluate_ticket(ticket(), policies, datetime(2026, 3, 2, 18, 0, tzinfo=UTC))
-    status = evening.clocks[Clock.FIRST_RESPONSE]
-    assert status.deadline == monday.replace(hour=17)
-    assert status.state is ClockState.AT_RISK  # met at 17:00 itself, not yet breached
-    tuesday = datetime(2026, 3, 3, 9, 0, 0, 1, tzinfo=UTC)
-    assert evening.next_transition == tuesday
-    assert evaluate_ticket(ticket(), policies, tuesday).clocks[Clock.FIRST_RESPONSE].state is (
-        ClockState.BREACHED
-    )
+
+def friday_ticket(*events: TicketEvent) -> Ticket:
+    return Ticket("7", FRIDAY_9, "support", "new", "normal", events=events)
+
+
+def test_a_deadline_at_closing_time_is_breached_at_closing_time():
+    """Due Friday 17:00 and still running then: breached at 17:00, not on Monday morning."""
+    friday_17 = FRIDAY_9.replace(hour=17)
+    before = evaluate_ticket(friday_ticket(), EIGHT_OFFICE_HOURS, friday_17 - timedelta(hours=1))
+    assert before.clocks[Clock.FIRST_RESPONSE].state is ClockState.AT_RISK
+    assert before.clocks[Clock.FIRST_RESPONSE].deadline == friday_17
+    assert before.next_transition == friday_17
+    for now in (friday_17, friday_17 + timedelta(hours=1), datetime(2026, 3, 7, 12, tzinfo=UTC)):
+        status = evaluate_ticket(friday_ticket(), EIGHT_OFFICE_HOURS, now).clocks[
+            Clock.FIRST_RESPONSE
+        ]
+        assert status.state is ClockState.BREACHED
+        assert status.breached_at == status.deadline == friday_17
+        assert status.breach_due is None
+
+
+def test_a_reply_at_the_deadline_meets_it_and_one_after_it_does_not():
+    friday_17 = FRIDAY_9.replace(hour=17)
+    on_time = friday_ticket(TicketEvent(friday_17, REPLY))
+    late = friday_ticket(TicketEvent(datetime(2026, 3, 7, 10, tzinfo=UTC), REPLY))  # Saturday
+    monday = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    assert evaluate_ticket(on_time, EIGHT_OFFICE_HOURS, monday).clocks[
+        Clock.FIRST_RESPONSE
+    ].state is (ClockState.MET)
+    status = evaluate_ticket(late, EIGHT_OFFICE_HOURS, monday).clocks[Clock.FIRST_RESPONSE]
+    # No business second passed after 17:00, but the clock was still running at its deadline.
+    assert status.elapsed_seconds == 8 * 3600
+    assert status.state is ClockState.BREACHED
+    assert status.breached_at == friday_17
