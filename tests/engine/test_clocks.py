@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from sla_monitor.engine import (
     Clock,
     ClockState,
+    ContinuousCalendar,
     EventKind,
     Policy,
     PolicyRule,
@@ -368,3 +370,45 @@ def test_a_reply_at_the_deadline_meets_it_and_one_after_it_does_not():
     assert status.elapsed_seconds == 8 * 3600
     assert status.state is ClockState.BREACHED
     assert status.breached_at == friday_17
+
+
+# --- exact thresholds --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("calendar", [ContinuousCalendar(), OFFICE_HOURS], ids=["24x7", "office"])
+def test_at_risk_and_overdue_hold_exactly_at_their_reported_instants(calendar):
+    """Elapsed time and thresholds are whole microseconds: no float rounding judges the
+    reported instant as the state before it (0.55 and 1.1 are not exact binary fractions)."""
+    policies = PolicySet(
+        default=Policy(
+            first_response_seconds=3600,
+            resolution_seconds=None,
+            update_interval_seconds=None,
+            at_risk_ratio=0.55,
+            overdue_ratio=1.1,
+            calendar=calendar,
+        )
+    )
+    wrong = []
+    for step in range(1, 1500):
+        target = step * 7.3  # seconds, with fractions
+        policies = PolicySet(default=replace(policies.default, first_response_seconds=target))
+        first = evaluate_ticket(ticket(), policies, T0).clocks[Clock.FIRST_RESPONSE]
+        assert first.at_risk_at is not None and first.overdue_at is not None
+        at_risk = evaluate_ticket(ticket(), policies, first.at_risk_at)
+        if at_risk.clocks[Clock.FIRST_RESPONSE].state is not ClockState.AT_RISK:
+            wrong.append(("at_risk", target))
+        if at_risk.next_transition != first.deadline:
+            wrong.append(("timer after at_risk", target))
+        before = evaluate_ticket(ticket(), policies, first.at_risk_at - timedelta(microseconds=1))
+        if before.clocks[Clock.FIRST_RESPONSE].state is not ClockState.OK:
+            wrong.append(("ok before at_risk", target))
+        just_before = evaluate_ticket(
+            ticket(), policies, first.overdue_at - timedelta(microseconds=1)
+        )
+        if just_before.next_transition != first.overdue_at:
+            wrong.append(("timer before overdue", target))
+        overdue = evaluate_ticket(ticket(), policies, first.overdue_at)
+        if not overdue.clocks[Clock.FIRST_RESPONSE].overdue:
+            wrong.append(("overdue", target))
+    assert wrong == []
