@@ -3,8 +3,9 @@
 Rules (see shared/notes/semantics.md):
 - Clocks count business seconds of the policy's calendar while the ticket is in an *open*
   status; time in a paused or resolved status does not count.
-- first_response runs from creation to the first public staff reply (or to the ticket being
-  resolved without one).
+- first_response runs from creation to the first public staff reply. A ticket resolved
+  without one has no first response: the clock is not applicable (no completion, absent from
+  the clocks) unless it had already breached, and a breach is never withdrawn.
 - resolution runs from creation and stops while the ticket is resolved; a re-open resumes it.
 - update runs from creation, and again from every public staff reply or automatic progress
   update, while the ticket is not resolved; each closes one window.
@@ -191,14 +192,20 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
             breaches.append(Breach(clock, key if clock is Clock.UPDATE else "", breached_at))
 
     def judge(
-        clock: Clock, start: datetime, stop: datetime | None, key: str, breach_key: str
+        clock: Clock,
+        start: datetime,
+        stop: datetime | None,
+        key: str,
+        breach_key: str,
+        applicable: bool = True,
     ) -> ClockStatus | None:
+        """The clock's status; an inapplicable one keeps only a breach it already had."""
         policy = policy_at(stop)
         target = policy.target(clock)
         if target is None:
             return None
         status = _clock_status(clock, policy, target, times, start, stop, now, sticky.get(clock))
-        if status.stopped_at is not None:
+        if status.stopped_at is not None and applicable:
             completions.append(
                 Completion(
                     clock,
@@ -210,13 +217,15 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
             )
         if status.breached_at is not None:
             breaches.append(Breach(clock, breach_key, status.breached_at))
-        return status
+        return status if applicable or status.breached_at is not None else None
 
     replies = [e.at for e in seen.events if e.kind is EventKind.PUBLIC_REPLY]
     resolutions = [i.start for i in intervals if i.category is StatusCategory.RESOLVED]
 
-    stops = [*replies[:1], *resolutions[:1]]
-    _keep(clocks, judge(Clock.FIRST_RESPONSE, seen.created_at, min(stops, default=None), "", ""))
+    # Resolved before any public reply: there was no first response to measure.
+    first_stop = min([*replies[:1], *resolutions[:1]], default=None)
+    answered = first_stop is None or (bool(replies) and replies[0] == first_stop)
+    _keep(clocks, judge(Clock.FIRST_RESPONSE, seen.created_at, first_stop, "", "", answered))
 
     # Every resolution is a completion of its own; a re-open resumes the same clock.
     current_stop = resolutions[-1] if category is StatusCategory.RESOLVED else None

@@ -124,10 +124,43 @@ def test_breached_clock_stays_breached_while_paused():
     assert clock(t, Clock.FIRST_RESPONSE, 200).state is ClockState.BREACHED
 
 
-def test_resolving_without_reply_stops_first_response():
-    status = clock(ticket((20, STATUS, "resolved")), Clock.FIRST_RESPONSE, 300)
-    assert status.state is ClockState.MET
-    assert status.stopped_at == at(20)
+def test_first_response_of_a_ticket_resolved_without_reply_is_not_applicable():
+    for t in (
+        ticket((20, STATUS, "resolved")),
+        ticket((20, STATUS, "resolved"), (30, REPLY, None)),
+    ):
+        evaluation = evaluate_ticket(t, POLICIES, at(300))
+        assert Clock.FIRST_RESPONSE not in evaluation.clocks  # not met, not in the gauges
+        assert [c for c in evaluation.completions if c.clock is Clock.FIRST_RESPONSE] == []
+        assert [b for b in evaluation.breaches if b.clock is Clock.FIRST_RESPONSE] == []
+        assert evaluation.clocks[Clock.RESOLUTION].state is ClockState.MET
+
+
+def test_reopened_after_resolving_without_reply_has_no_first_response_clock():
+    t = ticket((20, STATUS, "resolved"), (40, STATUS, "open"))
+    assert Clock.FIRST_RESPONSE not in evaluate_ticket(t, POLICIES, at(300)).clocks
+
+
+def test_resolved_without_reply_after_breaching_keeps_the_breach_only():
+    evaluation = evaluate_ticket(ticket((90, STATUS, "resolved")), POLICIES, at(300))
+    assert [c for c in evaluation.completions if c.clock is Clock.FIRST_RESPONSE] == []
+    assert [
+        (b.key, b.breached_at) for b in evaluation.breaches if b.clock is Clock.FIRST_RESPONSE
+    ] == [("", at(60))]
+    status = evaluation.clocks[Clock.FIRST_RESPONSE]
+    assert status.state is ClockState.BREACHED
+    assert status.stopped_at == at(90)  # stopped: no gauge, no escalation
+
+
+def test_a_reply_as_the_ticket_is_resolved_is_a_first_response():
+    evaluation = evaluate_ticket(
+        ticket((20, REPLY, None), (20, STATUS, "resolved")), POLICIES, at(30)
+    )
+    assert [
+        (c.met, c.elapsed_seconds)
+        for c in evaluation.completions
+        if c.clock is Clock.FIRST_RESPONSE
+    ] == [(True, 20 * 60)]
 
 
 def test_events_after_now_are_ignored():
