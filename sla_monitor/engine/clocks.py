@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sla_monitor.engine.calendar import Calendar
 from sla_monitor.engine.model import (
@@ -30,6 +30,14 @@ from sla_monitor.engine.model import (
     TicketEvent,
 )
 from sla_monitor.engine.policy import Policy, PolicySet
+
+# How far a ticket's creation may lie after ``now`` (clocks of two hosts disagree a little);
+# beyond it the row is wrong, not early.
+CREATION_TOLERANCE = timedelta(seconds=60)
+# The instants the engine computes with: no helpdesk ticket predates the Unix epoch, and
+# calendar arithmetic must stay clear of datetime.max (year 9999).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class TicketError(ValueError):
@@ -128,17 +136,26 @@ class _Interval:
     category: StatusCategory
 
 
-def validate_ticket(ticket: Ticket, policies: PolicySet) -> None:
-    """Raises TicketError when the ticket cannot be judged (naive times, unknown values, ...)."""
-    if ticket.created_at.tzinfo is None or ticket.created_at.utcoffset() is None:
-        raise TicketError("naive_timestamp", "created_at has no time zone")
+def validate_ticket(ticket: Ticket, policies: PolicySet, now: datetime | None = None) -> None:
+    """Raises TicketError when the ticket cannot be judged (naive times, unknown values, ...);
+    with ``now``, also when it was created later than ``now`` allows (see CREATION_TOLERANCE)."""
+    _check_instant(ticket.created_at, "created_at")
+    if ticket.created_at < EARLIEST:
+        raise TicketError(
+            "timestamp_out_of_range",
+            f"created_at {ticket.created_at.isoformat()} is before {EARLIEST.year}",
+        )
+    if now is not None and ticket.created_at - now > CREATION_TOLERANCE:
+        raise TicketError(
+            "created_in_future",
+            f"created_at {ticket.created_at.isoformat()} is after now ({now.isoformat()})",
+        )
     if policies.statuses.category(ticket.initial_status) is None:
         raise TicketError("unknown_status", f"status {ticket.initial_status!r} is not mapped")
     if ticket.initial_priority not in policies.priorities:
         raise TicketError("unknown_priority", f"priority {ticket.initial_priority!r} is unknown")
     for event in ticket.events:
-        if event.at.tzinfo is None or event.at.utcoffset() is None:
-            raise TicketError("naive_timestamp", f"{event.kind} event has no time zone")
+        _check_instant(event.at, f"{event.kind} event time")
         if event.at < ticket.created_at:
             raise TicketError(
                 "event_before_creation",
@@ -153,13 +170,39 @@ def validate_ticket(ticket: Ticket, policies: PolicySet) -> None:
             raise TicketError("unknown_priority", f"priority {event.value!r} is unknown")
 
 
+def _check_instant(moment: datetime, what: str) -> None:
+    # PostgreSQL's +/-infinity arrive as datetime.max/min (asyncpg drops their time zone).
+    if moment.replace(tzinfo=None) in (datetime.max, datetime.min):
+        raise TicketError("infinite_timestamp", f"{what} is infinite ({moment.isoformat()})")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise TicketError("naive_timestamp", f"{what} has no time zone")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise TicketError(
+            "infinite_timestamp", f"{what} {moment.isoformat()} is beyond the calendar"
+        ) from None
+
+
 def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvaluation:
-    """Judges every clock of ``ticket`` at ``now``. Events after ``now`` are ignored.
+    """Judges every clock of ``ticket`` at ``now``. Events after ``now`` are ignored; a ticket
+    created more than CREATION_TOLERANCE after ``now`` is a TicketError (created_in_future).
+    No other exception escapes for a well-formed calendar: instants outside [EARLIEST, LATEST)
+    or past year 9999 are TicketErrors too (infinite_timestamp, timestamp_out_of_range).
 
     A stopped clock is judged by the policy in force when it stopped; a running one by the
     policy for the current priority.
     """
-    validate_ticket(ticket, policies)
+    if not EARLIEST <= now < LATEST:
+        raise TicketError("timestamp_out_of_range", f"now {now.isoformat()} is out of range")
+    validate_ticket(ticket, policies, now)
+    try:
+        return _evaluate(ticket, policies, now)
+    except OverflowError as error:  # a deadline past year 9999: a target beyond any use
+        raise TicketError("timestamp_out_of_range", str(error)) from None
+
+
+def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvaluation:
     seen = _until(ticket, now)
     intervals = _intervals(seen, policies, now)
     category = intervals[-1].category

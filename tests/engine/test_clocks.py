@@ -445,3 +445,60 @@ def test_at_risk_and_overdue_hold_exactly_at_their_reported_instants(calendar):
         if not overdue.clocks[Clock.FIRST_RESPONSE].overdue:
             wrong.append(("overdue", target))
     assert wrong == []
+
+
+# --- absurd timestamps ----------------------------------------------------------------------
+
+
+def reason(t: Ticket, now: datetime, policies: PolicySet = POLICIES) -> str:
+    with pytest.raises(TicketError) as excinfo:
+        evaluate_ticket(t, policies, now)
+    return excinfo.value.reason
+
+
+def test_a_ticket_created_after_now_beyond_the_tolerance_is_a_bad_row():
+    assert reason(ticket(), T0 - timedelta(seconds=61)) == "created_in_future"
+    assert reason(replace(ticket(), created_at=datetime(9999, 6, 1, tzinfo=UTC)), T0) == (
+        "created_in_future"
+    )
+    # Within the tolerance (two hosts' clocks): judged from creation, never due before it.
+    status = clock(ticket(), Clock.FIRST_RESPONSE, -59 / 60)
+    assert status.state is ClockState.OK
+    assert status.deadline == at(60)
+    assert status.at_risk_at == at(45)
+
+
+INFINITY = datetime.max.replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        replace(ticket(), created_at=INFINITY),
+        replace(ticket(), created_at=datetime.min.replace(tzinfo=UTC)),
+        replace(ticket(), created_at=datetime.max),  # as asyncpg returns it: no time zone
+        Ticket("1", T0, "q", "new", "normal", events=(TicketEvent(INFINITY, REPLY),)),
+    ],
+    ids=["created_infinity", "created_minus_infinity", "created_naive_max", "event_infinity"],
+)
+def test_infinite_timestamps_say_so(bad):
+    assert reason(bad, at(10)) == "infinite_timestamp"
+
+
+def test_out_of_range_instants_are_ticket_errors_not_overflows():
+    assert reason(replace(ticket(), created_at=datetime(1, 1, 2, tzinfo=UTC)), T0) == (
+        "timestamp_out_of_range"
+    )
+    assert reason(ticket(), datetime(9999, 12, 31, tzinfo=UTC)) == "timestamp_out_of_range"
+    endless = PolicySet(default=Policy(resolution_seconds=1e12, calendar=OFFICE_HOURS))
+    assert reason(ticket(), at(10), endless) == "timestamp_out_of_range"
+
+
+@pytest.mark.parametrize("calendar", [ContinuousCalendar(), OFFICE_HOURS], ids=["24x7", "office"])
+def test_a_reply_dated_in_year_9999_is_after_now_and_ignored(calendar):
+    policies = PolicySet(default=Policy(calendar=calendar))
+    far = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    t = replace(ticket(), events=(TicketEvent(far, REPLY), TicketEvent(far, STATUS, "resolved")))
+    status = evaluate_ticket(t, policies, at(10)).clocks[Clock.FIRST_RESPONSE]
+    assert status.running
+    assert status.stopped_at is None

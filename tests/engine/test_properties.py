@@ -4,7 +4,7 @@ not exponentially."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -66,7 +66,15 @@ POLICY_SETS = st.builds(
 
 # Instants that sources have given: datetime.max/min (PostgreSQL +/-infinity through asyncpg),
 # the year 9999, and times far from the ticket.
-EXTREMES: list[datetime] = []
+EXTREMES = [
+    datetime.max.replace(tzinfo=UTC),
+    datetime.min.replace(tzinfo=UTC),
+    datetime.max.replace(tzinfo=timezone(timedelta(hours=-5))),
+    datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),  # past datetime.max in UTC
+    datetime(9999, 6, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, tzinfo=UTC),
+    datetime(1, 1, 2, tzinfo=UTC),
+]
 
 
 @st.composite
@@ -94,6 +102,7 @@ def tickets(draw: st.DrawFn) -> tuple[Ticket, datetime]:
         st.one_of(
             st.just(T0),
             st.builds(lambda s: T0 + timedelta(seconds=s), st.integers(-86_400, 86_400)),
+            st.sampled_from(EXTREMES),
         )
     )
     moment = created
@@ -105,7 +114,7 @@ def tickets(draw: st.DrawFn) -> tuple[Ticket, datetime]:
         except OverflowError:
             break
         history.append(TicketEvent(moment, drawn.kind, drawn.value))
-    if history and EXTREMES and draw(st.booleans()):
+    if history and draw(st.booleans()):
         index = draw(st.integers(0, len(history) - 1))
         extreme = draw(st.sampled_from(EXTREMES))
         if extreme >= history[index].at:  # keep time order, as the source sorts it
@@ -122,6 +131,7 @@ def tickets(draw: st.DrawFn) -> tuple[Ticket, datetime]:
         st.one_of(
             st.builds(lambda s: T0 + timedelta(seconds=s), st.integers(-86_400, 40 * 86_400)),
             st.sampled_from([e.at for e in history] or [T0]),
+            st.sampled_from(EXTREMES),
         )
     )
     return ticket, now

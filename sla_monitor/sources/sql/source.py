@@ -4,10 +4,11 @@ Ticket queries return: ticket_id, created_at, updated_at, queue, status, priorit
 optionally subject, language and timezone (the requester's).
 The events query ($1: ticket ids; optionally $2: the author sla-monitor posts updates as)
 returns: ticket_id, at, kind, value and optionally previous_value, ordered by ticket and time.
-Statuses, priorities, queues, languages and time zones are interned: a million tickets share
-a few dozen strings. The ticket row holds the current status and priority; the status and
-priority at creation are the first change's previous_value, else the current ones when nothing
-changed, else (a status changed but its previous value is unknown) the first open status.
+Subjects are cut to SUBJECT_LIMIT characters. Statuses, priorities, queues, languages and
+time zones are interned: a million tickets share a few dozen strings. The ticket row holds the
+current status and priority; the status and priority at creation are the first change's
+previous_value, else the current ones when nothing changed, else (a status changed but its
+previous value is unknown) the first open status.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from sla_monitor.sources import BadRow, Batch, SourceError
 REFERENCE_SCHEMA = (resources.files("sla_monitor.sources.sql") / "reference_schema.sql").read_text(
     encoding="utf-8"
 )
+# The subject travels in every alert and webhook body: a runaway one must not.
+SUBJECT_LIMIT = 200
 TICKET_COLUMNS = ("ticket_id", "created_at", "updated_at", "queue", "status", "priority")
 EVENT_COLUMNS = ("ticket_id", "at", "kind", "value")
 _KINDS = {kind.value: kind for kind in EventKind}
@@ -43,6 +46,9 @@ def _timestamp_problem(value: Any, what: str) -> tuple[str, str] | None:
         return "null_timestamp", f"{what} is NULL"
     if not isinstance(value, datetime):
         return "bad_timestamp", f"{what} is {type(value).__name__}, not a timestamp"
+    # asyncpg returns PostgreSQL's +/-infinity as datetime.max/min, without a time zone.
+    if value.replace(tzinfo=None) in (datetime.max, datetime.min):
+        return "infinite_timestamp", f"{what} is infinite"
     if value.tzinfo is None:
         return "naive_timestamp", f"{what} has no time zone (use timestamptz)"
     return None
@@ -166,13 +172,18 @@ class SqlSource:
                         first_previous.get((ticket_id, EventKind.PRIORITY_CHANGE))
                         or str(row["priority"])
                     ),
-                    subject=str(row.get("subject") or ""),
+                    subject=_subject(row.get("subject")),
                     events=tuple(events[ticket_id]),
                     language=_optional_text(row, "language"),
                     timezone=_optional_text(row, "timezone"),
                 )
             )
         return batch
+
+
+def _subject(value: Any) -> str:
+    """The ticket's subject as kept and sent on: at most SUBJECT_LIMIT characters."""
+    return str(value or "")[:SUBJECT_LIMIT]
 
 
 def _optional_text(row: asyncpg.Record, column: str) -> str | None:
