@@ -34,3 +34,22 @@ def test_timestamp_problems_name_their_reason(value, reason):
 
 def test_a_good_timestamp_has_no_problem():
     assert _timestamp_problem(datetime(2026, 3, 2, 9, tzinfo=UTC), "created_at") is None
+
+
+def test_events_are_sorted_by_time_keeping_the_query_order_for_ties():
+    from datetime import timedelta
+
+    from sla_monitor.engine import EventKind, TicketEvent
+    from sla_monitor.sources.sql.source import _in_time_order
+
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    reply = TicketEvent(t0 + timedelta(minutes=30), EventKind.PUBLIC_REPLY)
+    reopen = TicketEvent(t0 + timedelta(minutes=10), EventKind.STATUS_CHANGE, "open")
+    hold = TicketEvent(t0 + timedelta(minutes=5), EventKind.STATUS_CHANGE, "pending")
+    note = TicketEvent(t0 + timedelta(minutes=10), EventKind.INTERNAL_NOTE)
+    ordered, first_previous = _in_time_order(
+        [(reply, None), (reopen, "pending"), (note, None), (hold, "new")]
+    )
+    assert ordered == (hold, reopen, note, reply)
+    # The status at creation is the previous value of the earliest change, not the first row's.
+    assert first_previous == {EventKind.STATUS_CHANGE: "new"}
