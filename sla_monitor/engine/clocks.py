@@ -8,7 +8,8 @@ Rules (see shared/notes/semantics.md):
   the clocks) unless it had already breached, and a breach is never withdrawn.
 - resolution runs from creation and stops while the ticket is resolved; a re-open resumes it.
 - update runs from creation, and again from every public staff reply or automatic progress
-  update, while the ticket is not resolved; each closes one window.
+  update, while the ticket is not resolved; each closes one window (several at one instant
+  close one window together), and a window's key is its start.
 - The policy is the one for the ticket's current priority and queue, measured from creation;
   a clock that breached under an earlier priority stays breached.
 """
@@ -290,7 +291,9 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
     news = [
         e.at for e in seen.events if e.kind in (EventKind.PUBLIC_REPLY, EventKind.AUTOMATIC_UPDATE)
     ]
-    starts = [seen.created_at, *news]
+    # Several at one instant (helpdesks stamp whole seconds) close one window and open one:
+    # every window starts at a distinct instant, so its key is unique.
+    starts = list(dict.fromkeys([seen.created_at, *news]))
     for index, start in enumerate(starts):
         if index + 1 < len(starts):
             judge_stopped(Clock.UPDATE, start, starts[index + 1], start.isoformat())

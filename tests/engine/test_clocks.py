@@ -247,6 +247,23 @@ def test_each_reply_closes_an_update_window():
     assert [b.key for b in evaluation.breaches if b.clock is Clock.UPDATE] == [at(30).isoformat()]
 
 
+def test_replies_stamped_alike_close_one_update_window_and_open_one():
+    # The window from the reply at 30 ran out at 270; two replies come at the same second.
+    t = ticket((30, REPLY, None), (400, REPLY, None), (400, EventKind.AUTOMATIC_UPDATE, None))
+    evaluation = evaluate_ticket(t, POLICIES, at(500))
+    windows = [c for c in evaluation.completions if c.clock is Clock.UPDATE]
+    assert [(c.key, c.met, c.stopped_at) for c in windows] == [
+        (T0.isoformat(), True, at(30)),
+        (at(30).isoformat(), False, at(400)),
+    ]
+    assert [(b.key, b.breached_at) for b in evaluation.breaches if b.clock is Clock.UPDATE] == [
+        (at(30).isoformat(), at(270))
+    ]
+    running = evaluation.clocks[Clock.UPDATE]
+    assert running.started_at == at(400)
+    assert running.running and running.state is ClockState.OK
+
+
 def test_update_clock_stops_when_resolved():
     t = ticket((30, REPLY, None), (60, STATUS, "resolved"))
     status = clock(t, Clock.UPDATE, 1000)

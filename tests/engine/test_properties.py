@@ -164,6 +164,12 @@ def check(ticket: Ticket, policies: PolicySet, now: datetime) -> None:
             assert status.breach_due == status.deadline
     if evaluation.next_transition is not None:
         assert evaluation.next_transition > now
+    # Each update window has its own key, the running one included.
+    windows = [c.key for c in evaluation.completions if c.clock is Clock.UPDATE]
+    update = evaluation.clocks.get(Clock.UPDATE)
+    if update is not None and not update.stopped:
+        windows.append(update.started_at.isoformat())
+    assert len(windows) == len(set(windows))
     # Nothing happens before the next transition: judged then, the clocks it names have moved.
     due = evaluation.next_transition
     if due is not None and not any(now < event.at <= due for event in ticket.events):
