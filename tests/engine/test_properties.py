@@ -138,7 +138,7 @@ def tickets(draw: st.DrawFn) -> tuple[Ticket, datetime]:
 
 
 PROPERTIES = settings(
-    max_examples=150,
+    max_examples=1000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -215,7 +215,7 @@ def prefix_breaches(ticket: Ticket, policies: PolicySet) -> dict[Clock, datetime
     return found
 
 
-@PROPERTIES
+@settings(PROPERTIES, max_examples=200)
 @given(
     steps=st.lists(st.tuples(st.integers(1, 5 * 3600), st.sampled_from([*EventKind])), max_size=25),
     policies=POLICY_SETS,
