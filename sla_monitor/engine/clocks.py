@@ -523,7 +523,7 @@ def _sticky_breaches(ticket: Ticket, policies: PolicySet, times: _Times) -> dict
         resolved_since = first_resolution = created
 
     def priority_at(moment: datetime) -> str:
-        found = priority
+        found = ticket.initial_priority
         for since, value in history:
             if since > moment:
                 break
