@@ -62,6 +62,12 @@ BAD_ROW_REASONS = (
     "unknown_status",
     "unknown_priority",
     "unknown_event_kind",
+    "null_queue",
+    "null_status",
+    "null_priority",
+    "created_in_future",
+    "infinite_timestamp",
+    "timestamp_out_of_range",
     "evaluation_failed",  # the engine raised on this ticket: a bug, logged with its traceback
 )
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

@@ -23,7 +23,8 @@ Rules:
   passed since ``t``: ``t`` itself for ``s <= 0`` (even out of hours), otherwise an instant
   inside business hours or at the end of an interval. It is expressed in ``t``'s time zone.
   It raises ValueError after 5 years without a business second (a calendar that is all
-  holidays), instead of looping; naive datetimes are rejected with ValueError.
+  holidays), instead of looping, and OverflowError for an instant past the end of year 9997;
+  naive datetimes are rejected with ValueError.
 
 Speed: per-day interval lists are cached; long spans are measured, and long additions jump
 whole weeks, by arithmetic on the nominal weekly total corrected only on "special" days
@@ -52,6 +53,9 @@ _DAY_US = 86_400 * 1_000_000
 _SAMPLE_US = 6 * 3600 * 1_000_000  # no zone changes its offset twice within 6 hours
 # A calendar without a single business second for this long is broken, not slow.
 _MAX_IDLE_DAYS = 366 * 5
+# Days are measured with their neighbours and a year's offset changes with the next year's:
+# the last years datetime can hold are out of reach.
+_LAST_DAY = date(9998, 1, 1).toordinal()
 _CACHE_LIMIT = 50_000
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -143,20 +147,28 @@ class BusinessCalendar:
 
     def business_seconds(self, start: datetime, end: datetime) -> float:
         """Business seconds in [start, end); 0 when end <= start."""
-        low, high = _to_us(start), _to_us(end)
-        if high <= low:
-            return 0.0
-        first, last = self._day_of(low), self._day_of(high)
-        if first == last:
-            return self._clipped(first, low, high) / 1e6
-        total = self._clipped(first, low, high) + self._clipped(last, low, high)
-        return (total + self._range_total(first + 1, last)) / 1e6
+        return self.business_microseconds(start, end) / 1e6
 
     def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
         """The earliest instant when ``seconds`` business seconds have passed since ``start``."""
         if not math.isfinite(seconds):
             raise ValueError(f"cannot add {seconds} business seconds")
-        remaining = round(seconds * 1e6)
+        return self.add_business_microseconds(start, round(seconds * 1e6))
+
+    def business_microseconds(self, start: datetime, end: datetime) -> int:
+        """Business microseconds in [start, end); 0 when end <= start. Exactly additive."""
+        low, high = _to_us(start), _to_us(end)
+        if high <= low:
+            return 0
+        first, last = self._day_of(low), self._day_of(high)
+        if first == last:
+            return self._clipped(first, low, high)
+        total = self._clipped(first, low, high) + self._clipped(last, low, high)
+        return total + self._range_total(first + 1, last)
+
+    def add_business_microseconds(self, start: datetime, microseconds: int) -> datetime:
+        """The earliest instant when ``microseconds`` business microseconds have passed."""
+        remaining = microseconds
         if remaining <= 0:
             return start
         now = _to_us(start)
@@ -173,9 +185,13 @@ class BusinessCalendar:
                 remaining -= high - low
             idle = idle + 1 if not pieces else 0
             day += 1
+            if day >= _LAST_DAY:
+                raise OverflowError(
+                    f"{microseconds} us after {start.isoformat()} is past year 9997"
+                )
             if remaining > 2 * self._week_us:
                 # Jump whole weeks, keeping the target strictly ahead so the day loop finds it.
-                weeks = remaining // self._week_us - 1
+                weeks = min(remaining // self._week_us - 1, (_LAST_DAY - day) // 7)
                 while weeks > 0:
                     total = self._range_total(day, day + 7 * weeks)
                     if total < remaining:

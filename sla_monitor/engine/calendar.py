@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+_US = timedelta(microseconds=1)
+
 
 class Calendar(Protocol):
     """Business time arithmetic. Both methods take and return timezone-aware datetimes.
 
     Contract: ``business_seconds(a, add_business_seconds(a, s)) == s`` for every s >= 0, and
     ``add_business_seconds`` returns the earliest instant at which s business seconds have passed.
+    The ``_microseconds`` forms are the same arithmetic in exact integers (the resolution of a
+    datetime): ``business_microseconds`` is additive, so the engine compares thresholds exactly.
     """
 
     name: str
@@ -21,6 +25,14 @@ class Calendar(Protocol):
 
     def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
         """The earliest instant when ``seconds`` business seconds have passed since ``start``."""
+        ...
+
+    def business_microseconds(self, start: datetime, end: datetime) -> int:
+        """Business microseconds in [start, end); 0 when end <= start."""
+        ...
+
+    def add_business_microseconds(self, start: datetime, microseconds: int) -> datetime:
+        """The earliest instant when ``microseconds`` business microseconds have passed."""
         ...
 
 
@@ -39,3 +51,16 @@ class ContinuousCalendar:
         if start.tzinfo is UTC:
             return start + timedelta(seconds=seconds)
         return (start.astimezone(UTC) + timedelta(seconds=seconds)).astimezone(start.tzinfo)
+
+    def business_microseconds(self, start: datetime, end: datetime) -> int:
+        # Aware datetimes subtract in UTC unless they share a tzinfo object (wall time).
+        if start.tzinfo is not end.tzinfo or start.tzinfo is UTC:
+            return max(0, (end - start) // _US)
+        return max(0, (end.astimezone(UTC) - start.astimezone(UTC)) // _US)
+
+    def add_business_microseconds(self, start: datetime, microseconds: int) -> datetime:
+        if microseconds <= 0:
+            return start
+        if start.tzinfo is UTC:
+            return start + microseconds * _US
+        return (start.astimezone(UTC) + microseconds * _US).astimezone(start.tzinfo)

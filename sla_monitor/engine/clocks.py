@@ -3,20 +3,23 @@
 Rules (see shared/notes/semantics.md):
 - Clocks count business seconds of the policy's calendar while the ticket is in an *open*
   status; time in a paused or resolved status does not count.
-- first_response runs from creation to the first public staff reply (or to the ticket being
-  resolved without one).
+- first_response runs from creation to the first public staff reply. A ticket resolved
+  without one has no first response: the clock is not applicable (no completion, absent from
+  the clocks) unless it had already breached, and a breach is never withdrawn.
 - resolution runs from creation and stops while the ticket is resolved; a re-open resumes it.
 - update runs from creation, and again from every public staff reply or automatic progress
-  update, while the ticket is not resolved; each closes one window.
+  update, while the ticket is not resolved; each closes one window (several at one instant
+  close one window together), and a window's key is its start.
 - The policy is the one for the ticket's current priority and queue, measured from creation;
   a clock that breached under an earlier priority stays breached.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sla_monitor.engine.calendar import Calendar
 from sla_monitor.engine.model import (
@@ -29,9 +32,13 @@ from sla_monitor.engine.model import (
 )
 from sla_monitor.engine.policy import Policy, PolicySet
 
-# The finest step of a datetime: a clock is breached once one more business microsecond passes
-# after its deadline (at the end of business hours, that is the next business morning).
-_RESOLUTION = 1e-6
+# How far a ticket's creation may lie after ``now`` (clocks of two hosts disagree a little);
+# beyond it the row is wrong, not early.
+CREATION_TOLERANCE = timedelta(seconds=60)
+# The instants the engine computes with: no helpdesk ticket predates the Unix epoch, and
+# calendar arithmetic must stay clear of datetime.max (year 9999).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class TicketError(ValueError):
@@ -130,17 +137,26 @@ class _Interval:
     category: StatusCategory
 
 
-def validate_ticket(ticket: Ticket, policies: PolicySet) -> None:
-    """Raises TicketError when the ticket cannot be judged (naive times, unknown values, ...)."""
-    if ticket.created_at.tzinfo is None or ticket.created_at.utcoffset() is None:
-        raise TicketError("naive_timestamp", "created_at has no time zone")
+def validate_ticket(ticket: Ticket, policies: PolicySet, now: datetime | None = None) -> None:
+    """Raises TicketError when the ticket cannot be judged (naive times, unknown values, ...);
+    with ``now``, also when it was created later than ``now`` allows (see CREATION_TOLERANCE)."""
+    _check_instant(ticket.created_at, "created_at")
+    if ticket.created_at < EARLIEST:
+        raise TicketError(
+            "timestamp_out_of_range",
+            f"created_at {ticket.created_at.isoformat()} is before {EARLIEST.year}",
+        )
+    if now is not None and ticket.created_at - now > CREATION_TOLERANCE:
+        raise TicketError(
+            "created_in_future",
+            f"created_at {ticket.created_at.isoformat()} is after now ({now.isoformat()})",
+        )
     if policies.statuses.category(ticket.initial_status) is None:
         raise TicketError("unknown_status", f"status {ticket.initial_status!r} is not mapped")
     if ticket.initial_priority not in policies.priorities:
         raise TicketError("unknown_priority", f"priority {ticket.initial_priority!r} is unknown")
     for event in ticket.events:
-        if event.at.tzinfo is None or event.at.utcoffset() is None:
-            raise TicketError("naive_timestamp", f"{event.kind} event has no time zone")
+        _check_instant(event.at, f"{event.kind} event time")
         if event.at < ticket.created_at:
             raise TicketError(
                 "event_before_creation",
@@ -155,17 +171,44 @@ def validate_ticket(ticket: Ticket, policies: PolicySet) -> None:
             raise TicketError("unknown_priority", f"priority {event.value!r} is unknown")
 
 
+def _check_instant(moment: datetime, what: str) -> None:
+    # PostgreSQL's +/-infinity arrive as datetime.max/min (asyncpg drops their time zone).
+    if moment.replace(tzinfo=None) in (datetime.max, datetime.min):
+        raise TicketError("infinite_timestamp", f"{what} is infinite ({moment.isoformat()})")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise TicketError("naive_timestamp", f"{what} has no time zone")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise TicketError(
+            "infinite_timestamp", f"{what} {moment.isoformat()} is beyond the calendar"
+        ) from None
+
+
 def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvaluation:
-    """Judges every clock of ``ticket`` at ``now``. Events after ``now`` are ignored.
+    """Judges every clock of ``ticket`` at ``now``. Events after ``now`` are ignored; a ticket
+    created more than CREATION_TOLERANCE after ``now`` is a TicketError (created_in_future).
+    No other exception escapes for a well-formed calendar: instants outside [EARLIEST, LATEST)
+    or past year 9999 are TicketErrors too (infinite_timestamp, timestamp_out_of_range).
 
     A stopped clock is judged by the policy in force when it stopped; a running one by the
     policy for the current priority.
     """
-    validate_ticket(ticket, policies)
+    if not EARLIEST <= now < LATEST:
+        raise TicketError("timestamp_out_of_range", f"now {now.isoformat()} is out of range")
+    validate_ticket(ticket, policies, now)
+    try:
+        return _evaluate(ticket, policies, now)
+    except OverflowError as error:  # a deadline past year 9999: a target beyond any use
+        raise TicketError("timestamp_out_of_range", str(error)) from None
+
+
+def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvaluation:
     seen = _until(ticket, now)
     intervals = _intervals(seen, policies, now)
     category = intervals[-1].category
-    sticky = _sticky_breaches(seen, policies)
+    times = _Times(intervals)
+    sticky = _sticky_breaches(seen, policies, times)
 
     current = policies.policy_for(seen.priority, seen.queue)
     reprioritised = any(e.kind is EventKind.PRIORITY_CHANGE for e in seen.events)
@@ -185,24 +228,28 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
         target = policy.target(clock)
         if target is None:
             return
-        end, elapsed, breached_at = _progress(
-            policy, target, intervals, start, stop, now, sticky.get(clock)
+        elapsed, breached_at = _progress(
+            times.on(policy.calendar), _us(target), start, stop, now, sticky.get(clock)
         )
-        completions.append(Completion(clock, key, end, breached_at is None, elapsed))
+        completions.append(Completion(clock, key, stop, breached_at is None, elapsed / 1e6))
         if breached_at is not None:
             breaches.append(Breach(clock, key if clock is Clock.UPDATE else "", breached_at))
 
     def judge(
-        clock: Clock, start: datetime, stop: datetime | None, key: str, breach_key: str
+        clock: Clock,
+        start: datetime,
+        stop: datetime | None,
+        key: str,
+        breach_key: str,
+        applicable: bool = True,
     ) -> ClockStatus | None:
+        """The clock's status; an inapplicable one keeps only a breach it already had."""
         policy = policy_at(stop)
         target = policy.target(clock)
         if target is None:
             return None
-        status = _clock_status(
-            clock, policy, target, intervals, start, stop, now, sticky.get(clock)
-        )
-        if status.stopped_at is not None:
+        status = _clock_status(clock, policy, target, times, start, stop, now, sticky.get(clock))
+        if status.stopped_at is not None and applicable:
             completions.append(
                 Completion(
                     clock,
@@ -214,13 +261,15 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
             )
         if status.breached_at is not None:
             breaches.append(Breach(clock, breach_key, status.breached_at))
-        return status
+        return status if applicable or status.breached_at is not None else None
 
     replies = [e.at for e in seen.events if e.kind is EventKind.PUBLIC_REPLY]
     resolutions = [i.start for i in intervals if i.category is StatusCategory.RESOLVED]
 
-    stops = [*replies[:1], *resolutions[:1]]
-    _keep(clocks, judge(Clock.FIRST_RESPONSE, seen.created_at, min(stops, default=None), "", ""))
+    # Resolved before any public reply: there was no first response to measure.
+    first_stop = min([*replies[:1], *resolutions[:1]], default=None)
+    answered = first_stop is None or (bool(replies) and replies[0] == first_stop)
+    _keep(clocks, judge(Clock.FIRST_RESPONSE, seen.created_at, first_stop, "", "", answered))
 
     # Every resolution is a completion of its own; a re-open resumes the same clock.
     current_stop = resolutions[-1] if category is StatusCategory.RESOLVED else None
@@ -242,7 +291,9 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
     news = [
         e.at for e in seen.events if e.kind in (EventKind.PUBLIC_REPLY, EventKind.AUTOMATIC_UPDATE)
     ]
-    starts = [seen.created_at, *news]
+    # Several at one instant (helpdesks stamp whole seconds) close one window and open one:
+    # every window starts at a distinct instant, so its key is unique.
+    starts = list(dict.fromkeys([seen.created_at, *news]))
     for index, start in enumerate(starts):
         if index + 1 < len(starts):
             judge_stopped(Clock.UPDATE, start, starts[index + 1], start.isoformat())
@@ -270,26 +321,34 @@ def _keep(clocks: dict[Clock, ClockStatus], status: ClockStatus | None) -> None:
         clocks[status.clock] = status
 
 
+def _us(seconds: float) -> int:
+    """A duration in seconds as whole microseconds, the resolution of a datetime."""
+    return round(seconds * 1_000_000)
+
+
 def _clock_status(
     clock: Clock,
     policy: Policy,
     target: float,
-    intervals: list[_Interval],
+    times: _Times,
     start: datetime,
     stop: datetime | None,
     now: datetime,
     sticky: datetime | None,
 ) -> ClockStatus:
     calendar = policy.calendar
-    end, elapsed, breached_at = _progress(policy, target, intervals, start, stop, now, sticky)
-    running = stop is None and bool(intervals) and intervals[-1].category is StatusCategory.OPEN
-    at_risk_target = target * policy.at_risk_ratio
+    measure = times.on(calendar)
+    target_us = _us(target)
+    elapsed, breached_at = _progress(measure, target_us, start, stop, now, sticky)
+    running = stop is None and times.intervals[-1].category is StatusCategory.OPEN
+    at_risk_us = round(target_us * policy.at_risk_ratio)
+    overdue_us = round(target_us * policy.overdue_ratio)
 
-    def when(amount: float) -> datetime | None:
+    def when(amount: int) -> datetime | None:
         if elapsed >= amount:
-            return _crossing(calendar, intervals, start, end, amount)
+            return measure.reached(start, amount)
         if running:
-            return calendar.add_business_seconds(now, amount - elapsed)
+            return calendar.add_business_microseconds(max(now, start), amount - elapsed)
         return None
 
     if stop is not None:
@@ -298,51 +357,52 @@ def _clock_status(
         state = ClockState.BREACHED
     elif not running:
         state = ClockState.PAUSED
-    elif elapsed >= at_risk_target:
+    elif elapsed >= at_risk_us:
         state = ClockState.AT_RISK
     else:
         state = ClockState.OK
-    deadline = None if state is ClockState.MET else when(target)
+    deadline = None if state is ClockState.MET else when(target_us)
     return ClockStatus(
         clock=clock,
         state=state,
         target_seconds=target,
-        elapsed_seconds=elapsed,
-        remaining_seconds=target - elapsed,
+        elapsed_seconds=elapsed / 1e6,
+        remaining_seconds=(target_us - elapsed) / 1e6,
         deadline=deadline,
-        at_risk_at=when(at_risk_target) if state is not ClockState.MET else None,
+        at_risk_at=when(at_risk_us) if state is not ClockState.MET else None,
         breached_at=breached_at,
         started_at=start,
         stopped_at=None if stop is None else min(stop, now),
         running=running,
-        overdue_at=None if state is ClockState.MET else when(target * policy.overdue_ratio),
-        overdue=elapsed >= target * policy.overdue_ratio,
-        breach_due=(
-            calendar.add_business_seconds(now, target - elapsed + _RESOLUTION)
-            if running and elapsed <= target and breached_at is None
-            else None
-        ),
+        overdue_at=None if state is ClockState.MET else when(overdue_us),
+        overdue=elapsed >= overdue_us,
+        breach_due=deadline if running and breached_at is None else None,
     )
 
 
 def _progress(
-    policy: Policy,
-    target: float,
-    intervals: list[_Interval],
+    measure: _OpenTime,
+    target_us: int,
     start: datetime,
     stop: datetime | None,
     now: datetime,
     sticky: datetime | None,
-) -> tuple[datetime, float, datetime | None]:
-    """Where a clock stands: the end of its measure, its business seconds and when it breached."""
+) -> tuple[int, datetime | None]:
+    """Where a clock stands: its open business microseconds and when it breached.
+
+    A clock still running at its deadline instant is breached at that instant (breached_at ==
+    deadline); one that stops at or before its deadline is met.
+    """
     end = now if stop is None else min(stop, now)
-    elapsed = _measure(policy.calendar, intervals, start, end)
-    breached_at = (
-        _crossing(policy.calendar, intervals, start, end, target) if elapsed > target else None
-    )
+    elapsed = measure.between(start, end)
+    breached_at = None
+    if elapsed >= target_us:
+        deadline = measure.reached(start, target_us)
+        if deadline is not None and (stop is None or deadline < end):
+            breached_at = deadline
     if breached_at is None and sticky is not None and sticky >= start:
         breached_at = sticky  # breached under an earlier priority's tighter target
-    return end, elapsed, breached_at
+    return elapsed, breached_at
 
 
 def _until(ticket: Ticket, now: datetime) -> Ticket:
@@ -360,13 +420,8 @@ def _category(policies: PolicySet, status: str) -> StatusCategory:
 
 
 def _intervals(ticket: Ticket, policies: PolicySet, now: datetime) -> list[_Interval]:
-    """Consecutive [start, end) intervals of status category from creation up to ``now``."""
-    if now <= ticket.created_at:
-        return [
-            _Interval(
-                ticket.created_at, ticket.created_at, _category(policies, ticket.initial_status)
-            )
-        ]
+    """Consecutive [start, end) intervals of status category from creation up to ``now``;
+    a single empty one at creation when ``now`` is not after it."""
     intervals: list[_Interval] = []
     start = ticket.created_at
     category = _category(policies, ticket.initial_status)
@@ -378,7 +433,7 @@ def _intervals(ticket: Ticket, policies: PolicySet, now: datetime) -> list[_Inte
         if event.at > start:
             intervals.append(_Interval(start, event.at, category))
         start, category = event.at, new
-    intervals.append(_Interval(start, now, category))
+    intervals.append(_Interval(start, max(now, ticket.created_at), category))
     return intervals
 
 
@@ -386,47 +441,129 @@ def _status_changes(events: Iterable[TicketEvent]) -> Iterable[TicketEvent]:
     return (e for e in events if e.kind is EventKind.STATUS_CHANGE)
 
 
-def _measure(
-    calendar: Calendar, intervals: list[_Interval], start: datetime, end: datetime
-) -> float:
-    total = 0.0
-    for interval in intervals:
+class _OpenTime:
+    """Open business microseconds since creation on one calendar, at any instant up to now.
+
+    Calendar time is exactly additive, so every span is the difference of two readings: one
+    pass over the intervals, then each reading costs one calendar call.
+    """
+
+    def __init__(self, calendar: Calendar, intervals: list[_Interval]) -> None:
+        self.calendar = calendar
+        self.intervals = intervals
+        self.starts = [interval.start for interval in intervals]
+        self.before: list[int] = []  # open time before each interval
+        self.after: list[int] = []  # open time at each interval's end
+        total = 0
+        for interval in intervals:
+            self.before.append(total)
+            if interval.category is StatusCategory.OPEN:
+                total += calendar.business_microseconds(interval.start, interval.end)
+            self.after.append(total)
+
+    def at(self, moment: datetime) -> int:
+        index = bisect.bisect_right(self.starts, moment) - 1
+        if index < 0:
+            return 0
+        interval = self.intervals[index]
         if interval.category is not StatusCategory.OPEN:
-            continue
-        low, high = max(interval.start, start), min(interval.end, end)
-        if high > low:
-            total += calendar.business_seconds(low, high)
-    return total
+            return self.before[index]
+        return self.before[index] + self.calendar.business_microseconds(
+            interval.start, min(moment, interval.end)
+        )
+
+    def between(self, start: datetime, end: datetime) -> int:
+        return max(0, self.at(end) - self.at(start)) if end > start else 0
+
+    def reached(self, start: datetime, amount: int) -> datetime | None:
+        """The earliest instant at which ``amount`` open business microseconds have passed
+        since ``start``; None if not by now."""
+        if amount <= 0:
+            return start
+        goal = self.at(start) + amount
+        index = bisect.bisect_left(self.after, goal)
+        if index == len(self.after):
+            return None
+        # The first interval reaching the goal; it is open, since it adds time.
+        low = max(self.intervals[index].start, start)
+        return self.calendar.add_business_microseconds(low, goal - self.at(low))
 
 
-def _crossing(
-    calendar: Calendar, intervals: list[_Interval], start: datetime, end: datetime, amount: float
-) -> datetime | None:
-    """The instant within [start, end] at which open business time reached ``amount``."""
-    total = 0.0
-    for interval in intervals:
-        if interval.category is not StatusCategory.OPEN:
-            continue
-        low, high = max(interval.start, start), min(interval.end, end)
-        if high <= low:
-            continue
-        span = calendar.business_seconds(low, high)
-        if total + span >= amount:
-            return calendar.add_business_seconds(low, amount - total)
-        total += span
-    return None
+class _Times:
+    """The ticket's status intervals, with their open time measured once per calendar."""
+
+    def __init__(self, intervals: list[_Interval]) -> None:
+        self.intervals = intervals
+        self._measures: dict[int, _OpenTime] = {}
+
+    def on(self, calendar: Calendar) -> _OpenTime:
+        found = self._measures.get(id(calendar))
+        if found is None or found.calendar is not calendar:
+            found = self._measures[id(calendar)] = _OpenTime(calendar, self.intervals)
+        return found
 
 
-def _sticky_breaches(ticket: Ticket, policies: PolicySet) -> dict[Clock, datetime]:
-    """When each clock went over target under an earlier priority: a breach is never withdrawn."""
+def _sticky_breaches(ticket: Ticket, policies: PolicySet, times: _Times) -> dict[Clock, datetime]:
+    """When each clock went over target under an earlier priority: a breach is never withdrawn.
+
+    One forward pass over the priority changes: just before each one, first_response and
+    resolution are judged as they stood under the priority then in force (a stopped clock by
+    the priority in force when it stopped); the first breach found for a clock is kept.
+    """
     breached: dict[Clock, datetime] = {}
-    if all(event.kind is not EventKind.PRIORITY_CHANGE for event in ticket.events):
-        return breached
-    for index, event in enumerate(ticket.events):
-        if event.kind is not EventKind.PRIORITY_CHANGE:
-            continue
-        earlier = evaluate_ticket(replace(ticket, events=ticket.events[:index]), policies, event.at)
-        for clock, status in earlier.clocks.items():
-            if clock is not Clock.UPDATE and status.breached_at is not None:
-                breached.setdefault(clock, status.breached_at)
+    created = ticket.created_at
+    priority = ticket.initial_priority
+    # The priority in force from each instant on, as the changes so far set it.
+    history: list[tuple[datetime, str]] = [(created, priority)]
+    first_reply: datetime | None = None
+    resolved_since: datetime | None = None  # the last entry into resolved, while resolved
+    first_resolution: datetime | None = None
+    category = _category(policies, ticket.initial_status)
+    if category is StatusCategory.RESOLVED:
+        resolved_since = first_resolution = created
+
+    def priority_at(moment: datetime) -> str:
+        found = ticket.initial_priority
+        for since, value in history:
+            if since > moment:
+                break
+            found = value
+        return found
+
+    for event in ticket.events:
+        if event.kind is EventKind.PUBLIC_REPLY and first_reply is None:
+            first_reply = event.at
+        elif event.kind is EventKind.STATUS_CHANGE:
+            assert event.value is not None
+            new = _category(policies, event.value)
+            if new is not category:
+                if new is StatusCategory.RESOLVED:
+                    resolved_since = event.at
+                    if first_resolution is None:
+                        first_resolution = event.at
+                else:
+                    resolved_since = None
+                category = new
+        elif event.kind is EventKind.PRIORITY_CHANGE:
+            assert event.value is not None
+            stops = [s for s in (first_reply, first_resolution) if s is not None]
+            for clock, stop in (
+                (Clock.FIRST_RESPONSE, min(stops, default=None)),
+                (Clock.RESOLUTION, resolved_since),
+            ):
+                if clock in breached:
+                    continue
+                policy = policies.policy_for(
+                    priority if stop is None else priority_at(stop), ticket.queue
+                )
+                target = policy.target(clock)
+                if target is None:
+                    continue
+                _, breached_at = _progress(
+                    times.on(policy.calendar), _us(target), created, stop, event.at, None
+                )
+                if breached_at is not None:
+                    breached[clock] = breached_at
+            priority = event.value
+            history.append((event.at, priority))
     return breached

@@ -368,6 +368,15 @@ def test_a_boundary_in_the_skipped_hour_is_the_end_of_the_gap() -> None:
     assert ghost.add_business_seconds(day, 60) == utc(2026, 4, 5, 0, 1)  # 02:01 CEST
 
 
+def test_an_end_in_the_skipped_hour_is_the_end_of_the_gap_too() -> None:
+    # 01:00-02:30 on that night: 01:00 CET to the gap, which ends at 03:00 CEST (01:00 UTC),
+    # so 1 h, not the 1.5 h that reading 02:30 with the offset before the change would give.
+    calendar = sunday_only("Europe/Berlin", "01:00-02:30")
+    day = utc(2026, 3, 28, 23)
+    assert calendar.business_seconds(day, day + timedelta(days=1)) == HOUR
+    assert calendar.add_business_seconds(day, HOUR) == utc(2026, 3, 29, 1)
+
+
 def test_hours_inside_the_repeated_hour_count_twice_apart() -> None:
     # Berlin 2026-10-25: 02:15-02:45 happens at 00:15-00:45 UTC (CEST) and 01:15-01:45 (CET).
     calendar = sunday_only("Europe/Berlin", "02:15-02:45")

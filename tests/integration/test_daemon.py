@@ -371,3 +371,27 @@ async def test_a_stop_during_the_first_sync_ends_it_and_saves_no_watermark(pool,
     assert not daemon.synced
     assert len(daemon.tracker) == 2  # read before the stop; the rest never read
     assert await daemon.store.load_watermark() is None  # the next start syncs again
+
+
+async def test_events_are_judged_in_time_order_whatever_the_query_order(pool, helpdesk) -> None:
+    ticket = await helpdesk.ticket(created=0)
+    await helpdesk.set_status(ticket, 5, "pending")
+    await helpdesk.set_status(ticket, 10, "open")
+    await helpdesk.reply(ticket, 40)
+    # Newest first: without sorting, the ticket looked created "pending" and still paused.
+    events = (
+        "SELECT ticket_id::text AS ticket_id, created_at AS at, kind, new_value AS value,"
+        " old_value AS previous_value FROM helpdesk.ticket_events"
+        " WHERE ticket_id = ANY($1::text[]::bigint[]) ORDER BY created_at DESC, id DESC"
+    )
+    daemon = make_daemon(pool, FakeClock(50), Settings(source={"events_query": events}))
+    await daemon.store.migrate()
+    await daemon.poll_once()
+    assert open_gauge(daemon, "resolution", "ok") == 1
+    assert open_gauge(daemon, "resolution", "paused") == 0
+    assert completed(daemon, "first_response") == 1
+    # 5 minutes open, 5 paused, 30 open until the reply.
+    assert (
+        sample(daemon, "sla_monitor_first_response_seconds_sum", priority="normal", queue="support")
+        == 35 * 60
+    )

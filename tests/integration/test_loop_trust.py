@@ -35,6 +35,12 @@ class BrokenCalendar:
     def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
         raise ZeroDivisionError("calendar bug")
 
+    def business_microseconds(self, start: datetime, end: datetime) -> int:
+        raise ZeroDivisionError("calendar bug")
+
+    def add_business_microseconds(self, start: datetime, microseconds: int) -> datetime:
+        raise ZeroDivisionError("calendar bug")
+
 
 def with_broken_queue(policies: PolicySet) -> PolicySet:
     broken = PolicyRule(Policy(name="broken", calendar=BrokenCalendar()), queues=frozenset({"x"}))

@@ -3,11 +3,13 @@
 Ticket queries return: ticket_id, created_at, updated_at, queue, status, priority, and
 optionally subject, language and timezone (the requester's).
 The events query ($1: ticket ids; optionally $2: the author sla-monitor posts updates as)
-returns: ticket_id, at, kind, value and optionally previous_value, ordered by ticket and time.
-Statuses, priorities, queues, languages and time zones are interned: a million tickets share
-a few dozen strings. The ticket row holds the current status and priority; the status and
-priority at creation are the first change's previous_value, else the current ones when nothing
-changed, else (a status changed but its previous value is unknown) the first open status.
+returns: ticket_id, at, kind, value and optionally previous_value; each ticket's events are
+sorted by time here (stably: events stamped alike keep the query's order).
+Subjects are cut to SUBJECT_LIMIT characters. Statuses, priorities, queues, languages and
+time zones are interned: a million tickets share a few dozen strings. The ticket row holds the
+current status and priority; the status and priority at creation are the first change's
+previous_value, else the current ones when nothing changed, else (a status changed but its
+previous value is unknown) the first open status.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from sla_monitor.sources import BadRow, Batch, SourceError
 REFERENCE_SCHEMA = (resources.files("sla_monitor.sources.sql") / "reference_schema.sql").read_text(
     encoding="utf-8"
 )
+# The subject travels in every alert and webhook body: a runaway one must not.
+SUBJECT_LIMIT = 200
 TICKET_COLUMNS = ("ticket_id", "created_at", "updated_at", "queue", "status", "priority")
 EVENT_COLUMNS = ("ticket_id", "at", "kind", "value")
 _KINDS = {kind.value: kind for kind in EventKind}
@@ -43,6 +47,9 @@ def _timestamp_problem(value: Any, what: str) -> tuple[str, str] | None:
         return "null_timestamp", f"{what} is NULL"
     if not isinstance(value, datetime):
         return "bad_timestamp", f"{what} is {type(value).__name__}, not a timestamp"
+    # asyncpg returns PostgreSQL's +/-infinity as datetime.max/min, without a time zone.
+    if value.replace(tzinfo=None) in (datetime.max, datetime.min):
+        return "infinite_timestamp", f"{what} is infinite"
     if value.tzinfo is None:
         return "naive_timestamp", f"{what} has no time zone (use timestamptz)"
     return None
@@ -110,8 +117,8 @@ class SqlSource:
     async def _batch(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> Batch:
         batch = Batch()
         ids = [str(row["ticket_id"]) for row in rows]
-        events: dict[str, list[TicketEvent]] = {ticket_id: [] for ticket_id in ids}
-        first_previous: dict[tuple[str, EventKind], str | None] = {}
+        # Each event with the previous_value of a change, in the order the query gave them.
+        events: dict[str, list[tuple[TicketEvent, Any]]] = {ticket_id: [] for ticket_id in ids}
         broken: dict[str, BadRow] = {}
         if self._events_arguments is None:
             statement = await conn.prepare(self._events)
@@ -134,14 +141,14 @@ class SqlSource:
                 )
                 broken[ticket_id] = BadRow(ticket_id, reason, detail)
                 continue
-            if kind in (EventKind.STATUS_CHANGE, EventKind.PRIORITY_CHANGE):
-                previous = record.get("previous_value")
-                first_previous.setdefault(
-                    (ticket_id, kind), None if previous is None else str(previous)
-                )
             value = record["value"]
             events[ticket_id].append(
-                TicketEvent(at, kind, None if value is None else intern(str(value)))
+                (
+                    TicketEvent(at, kind, None if value is None else intern(str(value))),
+                    record.get("previous_value")
+                    if kind in (EventKind.STATUS_CHANGE, EventKind.PRIORITY_CHANGE)
+                    else None,
+                )
             )
         for row in rows:
             ticket_id = str(row["ticket_id"])
@@ -165,27 +172,46 @@ class SqlSource:
                     BadRow(ticket_id, f"null_{missing[0]}", f"{', '.join(missing)} is NULL")
                 )
                 continue
-            status_changed = (ticket_id, EventKind.STATUS_CHANGE) in first_previous
+            history, first_previous = _in_time_order(events[ticket_id])
+            status_changed = EventKind.STATUS_CHANGE in first_previous
             batch.tickets.append(
                 Ticket(
                     ticket_id=ticket_id,
                     created_at=row["created_at"],
                     queue=intern(str(row["queue"])),
                     initial_status=intern(
-                        first_previous.get((ticket_id, EventKind.STATUS_CHANGE))
+                        first_previous.get(EventKind.STATUS_CHANGE)
                         or (self._initial_status if status_changed else str(row["status"]))
                     ),
                     initial_priority=intern(
-                        first_previous.get((ticket_id, EventKind.PRIORITY_CHANGE))
-                        or str(row["priority"])
+                        first_previous.get(EventKind.PRIORITY_CHANGE) or str(row["priority"])
                     ),
-                    subject=str(row.get("subject") or ""),
-                    events=tuple(events[ticket_id]),
+                    subject=_subject(row.get("subject")),
+                    events=history,
                     language=_optional_text(row, "language"),
                     timezone=_optional_text(row, "timezone"),
                 )
             )
         return batch
+
+
+def _in_time_order(
+    events: list[tuple[TicketEvent, Any]],
+) -> tuple[tuple[TicketEvent, ...], dict[EventKind, str | None]]:
+    """A ticket's events sorted by time, whatever the query's ORDER BY (a stable sort: events
+    stamped alike keep the query's order), and the previous_value of the first status and
+    priority change in that order."""
+    ordered = sorted(events, key=lambda pair: pair[0].at)
+    first_previous: dict[EventKind, str | None] = {}
+    for event, previous in ordered:
+        if event.kind in (EventKind.STATUS_CHANGE, EventKind.PRIORITY_CHANGE):
+            first_previous.setdefault(event.kind, None if previous is None else str(previous))
+    return tuple(event for event, _ in ordered), first_previous
+
+
+def _subject(value: Any) -> str:
+    """The ticket's subject as kept and sent on: at most SUBJECT_LIMIT characters."""
+    return str(value or "")[:SUBJECT_LIMIT]
 
 
 def _optional_text(row: asyncpg.Record, column: str) -> str | None:
