@@ -142,7 +142,7 @@ class OutboxSender:
         timeout: float = 10.0,
         retry_initial: float = 1.0,
         retry_max: float = 300.0,
-        probe_interval: float = 5.0,
+        probe_interval: float = 2.0,
         still_owed: Callable[[str], bool | None] | None = None,
     ) -> None:
         """``still_owed(ticket_id)``: asked right before an update is sent; False cancels it,
