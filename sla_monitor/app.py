@@ -58,7 +58,7 @@ async def _plan_each_execution(conn: asyncpg.Connection) -> None:
 
 
 POOL_OPTIONS: dict[str, Any] = {
-    "max_size": 4,
+    "max_size": 4,  # the poller's share; open_pools adds the senders' (delivery_connections)
     "command_timeout": 60,
     "setup": _plan_each_execution,  # on every acquire: the pool RESETs ALL on release
 }
@@ -93,10 +93,20 @@ async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, as
     else:
         dsn = settings.database.dsn.get_secret_value()
     options: dict[str, Any] = {"min_size": 0, **POOL_OPTIONS}
-    store_pool = await asyncpg.create_pool(dsn, **options)
+    senders, updater = delivery_connections(settings)
+    source_dsn = settings.source.dsn
+    store_pool = await asyncpg.create_pool(
+        dsn,
+        **{
+            **options,
+            "max_size": options["max_size"] + senders + (updater if source_dsn is None else 0),
+        },
+    )
     source_pool = store_pool
-    if settings.source.dsn is not None:
-        source_pool = await asyncpg.create_pool(settings.source.dsn.get_secret_value(), **options)
+    if source_dsn is not None:
+        source_pool = await asyncpg.create_pool(
+            source_dsn.get_secret_value(), **{**options, "max_size": options["max_size"] + updater}
+        )
     try:
         yield store_pool, source_pool
     finally:
@@ -105,6 +115,17 @@ async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, as
                 await asyncio.wait_for(pool.close(), timeout=2)
         if server is not None:
             server.cleanup()
+
+
+def delivery_connections(settings: Settings) -> tuple[int, int]:
+    """Connections the outbox senders may hold at once, on top of the poller's: (on the store,
+    on the helpdesk). Each channel's sender keeps its claim's transaction open while it sends,
+    one more serves the backlog gauge and rows of removed channels; the SQL and RT updaters
+    query the helpdesk during a send. Sized so delivery can never starve polling."""
+    updates = settings.updates
+    posting = updates.enabled and updates.mode == "post"
+    channels = len(build_notifiers(settings)) + (1 if posting else 0)
+    return channels + 1, 1 if posting and updates.delivery in ("sql", "rt") else 0
 
 
 def build_notifiers(settings: Settings) -> dict[str, Notifier]:
@@ -180,8 +201,13 @@ def build_sender(
             )
         elif updates.webhook_url and updates.webhook_secret:
             notifiers["update_webhook"] = WebhookNotifier(
-                updates.webhook_url, updates.webhook_secret.get_secret_value()
+                updates.webhook_url, updates.webhook_secret.get_secret_value(), "update_webhook"
             )
+
+    def still_owed(ticket_id: str) -> bool | None:
+        """Owed while the tracker says so; unknown (wait) until its first sync is done."""
+        return ticket_id in daemon.tracker.owing if daemon.synced else None
+
     sender = OutboxSender(
         pool,
         settings.database.schema_name,
@@ -190,8 +216,10 @@ def build_sender(
         timeout=settings.escalation.timeout,
         retry_initial=settings.escalation.retry_initial,
         retry_max=settings.escalation.retry_max,
+        still_owed=still_owed,
     )
-    daemon.on_outbox = sender.wakeup.set
+    daemon.on_outbox = sender.wake
+    daemon.metrics.customer_updates.labels("cancelled")
     for level in daemon.escalation_levels:  # every series exists from the start, at 0
         for channel in level.channels:
             for result in ("delivered", "failed"):
@@ -376,13 +404,21 @@ async def serve(
                 notifier.notify(stopping="1", status="stopping")
                 daemon.stop()
                 sender.stop()
-                try:
-                    await asyncio.wait_for(
-                        asyncio.gather(poller, delivery, return_exceptions=True),
-                        timeout=settings.daemon.shutdown_timeout,
-                    )
-                finally:
-                    await sender.close()
+                # What has not ended by the timeout (a send to a hanging channel) is cancelled:
+                # its transaction rolls back, so the row stays pending for the next start.
+                _, late = await asyncio.wait(
+                    (poller, delivery), timeout=settings.daemon.shutdown_timeout
+                )
+                for task in late:
+                    task.cancel()
+                ended = await asyncio.gather(poller, delivery, return_exceptions=True)
+                await sender.close()
+                if late:
+                    log.warning("stop_timeout", cancelled=len(late))
+                for name, result in zip(("poller", "sender"), ended, strict=True):
+                    if crashed is None and isinstance(result, Exception):
+                        log.critical("task_crashed", task=name, exc_info=result)
+                        crashed = name
         finally:
             for task in supervised:
                 task.cancel()

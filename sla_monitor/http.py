@@ -28,10 +28,20 @@ def make_app(daemon: Daemon) -> web.Application:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
+        # Ready means polling works; a failing channel is detail (it has its own alerts), so
+        # a dead webhook never takes the daemon out of a load balancer or restarts it.
+        channels = daemon.metrics.channel_health
         if daemon.ready:
-            return web.json_response({"status": "ready", "tracked": len(daemon.tracker)})
+            return web.json_response(
+                {"status": "ready", "tracked": len(daemon.tracker), "channels": channels}
+            )
         return web.json_response(
-            {"status": "not ready", "synced": daemon.synced, "error": daemon.last_error},
+            {
+                "status": "not ready",
+                "synced": daemon.synced,
+                "error": daemon.last_error,
+                "channels": channels,
+            },
             status=503,
         )
 

@@ -231,6 +231,15 @@ class Metrics:
             "Age of the oldest undelivered outbox message (0 when none).",
             registry=r,
         )
+        self.channel_up = Gauge(
+            "sla_monitor_channel_up",
+            "1 while the channel's last delivery attempt succeeded, 0 while it fails "
+            "(labels: the configured channels).",
+            ["channel"],
+            registry=r,
+        )
+        # The same per channel for /readyz: {"up": bool, "error": str | None}.
+        self.channel_health: dict[str, dict[str, object]] = {}
         self.config_reload_successful = Gauge(
             "sla_monitor_config_last_reload_successful",
             "1 when the last configuration reload (SIGHUP) succeeded.",

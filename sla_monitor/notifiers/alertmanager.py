@@ -44,4 +44,4 @@ class AlertmanagerNotifier:
         self, session: aiohttp.ClientSession, alerts: list[dict[str, Any]], ends_at: datetime
     ) -> None:
         body = json.dumps([to_alertmanager(alert, ends_at) for alert in alerts]).encode()
-        await post_json(session, self.url, body)
+        await post_json(session, self.name, self.url, body)

@@ -41,4 +41,6 @@ class PagerDutyNotifier:
             }
             if url := alert["annotations"].get("ticket_url"):
                 event["links"] = [{"href": url, "text": f"Ticket {labels.get('ticket_id')}"}]
-        await post_json(session, self.url, json.dumps(event).encode())
+        await post_json(
+            session, self.name, self.url, json.dumps(event).encode(), secrets=(self._routing_key,)
+        )

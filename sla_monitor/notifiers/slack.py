@@ -26,4 +26,4 @@ class SlackNotifier:
         text = f"{icon} {state}{annotations['summary']}" + (
             f" <{link}|open ticket>" if link else ""
         )
-        await post_json(session, self._url, json.dumps({"text": text}).encode())
+        await post_json(session, self.name, self._url, json.dumps({"text": text}).encode())

@@ -22,9 +22,8 @@ def sign(secret: str, body: bytes) -> str:
 
 
 class WebhookNotifier:
-    name = "webhook"
-
-    def __init__(self, url: str, secret: str) -> None:
+    def __init__(self, url: str, secret: str, name: str = "webhook") -> None:
+        self.name = name  # also "update_webhook", customer updates by webhook
         self.url = url
         self._secret = secret
 
@@ -36,4 +35,4 @@ class WebhookNotifier:
             "X-SLA-Monitor-Signature": sign(self._secret, body),
             "X-SLA-Monitor-Delivery": f"{alert['dedup_key']}/{action}",
         }
-        await post_json(session, self.url, body, headers)
+        await post_json(session, self.name, self.url, body, headers, (self._secret,))

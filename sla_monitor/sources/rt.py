@@ -128,6 +128,7 @@ class RtUpdater:
         body = json.dumps({"Content": alert["body"], "ContentType": "text/plain"}).encode()
         await post_json(
             session,
+            self.name,
             f"{self.url}/REST/2.0/ticket/{alert['ticket_id']}/correspond",
             body,
             self._headers,

@@ -7,6 +7,7 @@ import asyncio
 import random
 import signal
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
 from tests.integration.peers import FakePeer, PeerServer, free_port, until
 from tests.integration.test_cli import spawn_daemon
+from tests.integration.test_outbox_channels import ScriptedPeer
 
 pytestmark = pytest.mark.integration
 
@@ -118,4 +120,42 @@ async def test_sigkill_at_many_points_loses_nothing_and_pages_once(
         "SELECT count(*) AS n, count(delivered_at) AS delivered FROM sla_monitor.outbox"
     )
     assert rows[0]["n"] == rows[0]["delivered"] == 2 * len(expected)
+    await conn.close()
+
+
+async def test_sigterm_while_a_channel_hangs_stops_cleanly_and_keeps_the_row(
+    database_dsn: str, tmp_path: Path
+) -> None:
+    conn = await asyncpg.connect(database_dsn)
+    await conn.execute(REFERENCE_SCHEMA)
+    await conn.execute(
+        "INSERT INTO helpdesk.tickets (subject, created_at) VALUES ('late', $1)",
+        datetime.now(UTC) - timedelta(minutes=55),  # at risk: one escalation
+    )
+    peer = ScriptedPeer(answer=lambda path, body: "hang")
+    await peer.start()
+    settings = tmp_path / "sla-monitor.toml"
+    settings.write_text(
+        '[daemon]\npoll_interval = "1s"\nshutdown_timeout = "2s"\n'
+        '[escalation]\nenabled = true\ntimeout = "60s"\n'
+        f'[escalation.channels.slack]\nwebhook_url = "{peer.url}/slack"\n'
+        '[[escalation.levels]]\nname = "team"\nwhen = "at_risk"\nchannels = ["slack"]\n'
+    )
+    process = spawn_daemon(database_dsn, free_port(), settings, capture=True)
+    try:
+        await until(lambda: peer.requests, "the send hanging", seconds=30)
+        stopped = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.to_thread(process.communicate, timeout=10)
+        elapsed = time.monotonic() - stopped
+    finally:
+        if process.poll() is None:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+        await peer.stop()
+    assert process.returncode == 0, stderr
+    assert elapsed < 2 + 2
+    assert "Traceback" not in stderr
+    row = await conn.fetchrow("SELECT delivered_at, attempts FROM sla_monitor.outbox")
+    assert row["delivered_at"] is None and row["attempts"] == 0  # rolled back: sent next time
     await conn.close()

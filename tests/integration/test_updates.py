@@ -264,3 +264,44 @@ async def _all_posted(conn: asyncpg.Connection, tickets: int) -> bool:
         "WHERE kind = 'automatic_update'"
     )
     return bool(pending == 0 and posted == tickets)
+
+
+async def test_an_update_queued_before_resolution_is_cancelled_not_posted(pool, helpdesk) -> None:
+    ticket = await helpdesk.ticket(created=0)
+    kept = await helpdesk.ticket(created=0)
+    h = await started(pool, update_settings(), 300)
+    await h.daemon.poll_once()  # both updates queued; the channel is slow, none sent yet
+    await helpdesk.set_status(ticket, 301, "resolved")
+    h.clock.set(302)
+    await h.daemon.poll_once()
+    assert await h.sender.deliver_due() == 2
+    assert await h.posted(ticket) == [] and len(await h.posted(kept)) == 1
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT delivered_at, cancelled_at, last_error FROM sla_monitor.outbox "
+            "WHERE payload->>'ticket_id' = $1",
+            ticket,
+        )
+    assert row["cancelled_at"] is not None and row["delivered_at"] is not None
+    assert row["last_error"] == "cancelled: ticket no longer owes an update"
+    assert sample(h.daemon, "sla_monitor_customer_updates_total", result="cancelled") == 1
+    assert sample(h.daemon, "sla_monitor_customer_updates_total", result="sent") == 1
+    assert sample(h.daemon, "sla_monitor_outbox_pending") == 0
+    await h.sender.close()
+
+
+async def test_an_update_waits_until_the_daemon_knows_it_is_still_owed(pool, helpdesk) -> None:
+    ticket = await helpdesk.ticket(created=0)
+    first = await started(pool, update_settings(), 300)
+    await first.daemon.poll_once()  # queued, then the daemon restarts before sending it
+    await first.sender.close()
+    h = await started(pool, update_settings(), 301)
+    assert await h.sender.deliver_due() == 1  # looked at, deferred: not synced yet
+    assert await h.posted(ticket) == []
+    assert sample(h.daemon, "sla_monitor_outbox_pending") == 1
+    await h.daemon.poll_once()
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE sla_monitor.outbox SET next_attempt_at = now()")
+    assert await h.sender.deliver_due() == 1
+    assert len(await h.posted(ticket)) == 1
+    await h.sender.close()
