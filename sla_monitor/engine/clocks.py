@@ -20,6 +20,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from sla_monitor.engine.calendar import Calendar
 from sla_monitor.engine.model import (
@@ -73,6 +74,11 @@ class ClockStatus:
     overdue_at: datetime | None = None
     overdue: bool = False
     breach_due: datetime | None = None  # when a running clock will become breached
+    # The latest instant the clock started running again after a pause or a resolution, up to
+    # its breach (or now); and the latest instant the ticket was re-opened, up to now. A
+    # re-entry into at-risk or breached after them is a new escalation episode.
+    resumed_at: datetime | None = None
+    reopened_at: datetime | None = None
 
     @property
     def stopped(self) -> bool:
@@ -377,7 +383,29 @@ def _clock_status(
         overdue_at=None if state is ClockState.MET else when(overdue_us),
         overdue=elapsed >= overdue_us,
         breach_due=deadline if running and breached_at is None else None,
+        resumed_at=_restarted(times.intervals, start, breached_at or now, StatusCategory.OPEN),
+        reopened_at=_restarted(times.intervals, start, now, None),
     )
+
+
+def _restarted(
+    intervals: list[_Interval], start: datetime, until: datetime, into: StatusCategory | None
+) -> datetime | None:
+    """The latest instant in (start, until] at which the ticket entered ``into`` (open) from
+    another category, or (``into`` None) left a resolved status."""
+    latest = None
+    for previous, interval in pairwise(intervals):
+        if interval.start > until:
+            break
+        if interval.start <= start:
+            continue
+        if into is None:
+            restarted = previous.category is StatusCategory.RESOLVED
+        else:
+            restarted = interval.category is into and previous.category is not into
+        if restarted:
+            latest = interval.start
+    return latest
 
 
 def _progress(

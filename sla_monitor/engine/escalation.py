@@ -1,13 +1,16 @@
 """Which escalation levels a ticket's clocks call for, at the evaluation's instant.
 
 A level is active while its condition holds on a clock that has not stopped; when the clock
-stops (reply, resolution) every level on it clears, which resolves the alert downstream.
+stops (reply, resolution) every level on it clears, which resolves the alert downstream. A
+pause clears an at-risk level (the customer holds the ball); a breached or overdue level stays
+through a pause. A level that applies again after it cleared is a new episode with its own key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sla_monitor.engine.clocks import ClockStatus, TicketEvaluation
@@ -40,22 +43,57 @@ class EscalationLevel:
 
 @dataclass(frozen=True, slots=True)
 class Escalation:
-    """One level active on one clock of one ticket; ``key`` is stable across restarts."""
+    """One level active on one clock of one ticket, in one episode.
+
+    ``key`` is stable across restarts and unique per episode: ticket, clock, level, the
+    update window for the update clock, and the instant the episode began when it is a
+    re-entry (the clock resumed after a pause, or the ticket was re-opened, and the level
+    applies again). The first episode of a clock keeps the plain key."""
 
     ticket_id: str
     level: EscalationLevel
     status: ClockStatus
+    episode: datetime | None = None  # when a re-entry episode began; None for the first
 
     @property
     def key(self) -> str:
-        return f"{self.ticket_id}/{self.status.clock.value}/{self.level.name}"
+        key = f"{self.ticket_id}/{self.status.clock.value}/{self.level.name}"
+        if self.status.clock is Clock.UPDATE:
+            key += f"/{_instant(self.status.started_at)}"
+        if self.episode is not None:
+            key += f"/{_instant(self.episode)}"
+        return key
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def reentry(level: EscalationLevel, status: ClockStatus, now: datetime) -> datetime | None:
+    """When the level's current episode began, if that was after the level first applied:
+    the clock crossed the level's threshold, then a pause (at-risk only: a breach stays
+    through a pause) or a re-opening interrupted it, and it applies again since."""
+    if level.trigger is Trigger.AT_RISK:
+        crossed = status.at_risk_at
+        if crossed is None or crossed > now:  # breached under an earlier priority's target
+            crossed = status.breached_at
+        restarts: tuple[datetime | None, ...] = (status.resumed_at, status.reopened_at)
+    elif level.trigger is Trigger.BREACHED:
+        crossed, restarts = status.breached_at, (status.reopened_at,)
+    else:
+        crossed, restarts = status.overdue_at, (status.reopened_at,)
+    if crossed is None:
+        return None
+    latest = max((r for r in restarts if r is not None), default=None)
+    return latest if latest is not None and latest > crossed else None
 
 
 def active_escalations(
     evaluation: TicketEvaluation, levels: tuple[EscalationLevel, ...]
 ) -> list[Escalation]:
+    now = evaluation.evaluated_at
     return [
-        Escalation(evaluation.ticket_id, level, status)
+        Escalation(evaluation.ticket_id, level, status, reentry(level, status, now))
         for status in evaluation.clocks.values()
         for level in levels
         if level.applies(status)

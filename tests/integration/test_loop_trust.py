@@ -241,3 +241,54 @@ async def test_a_reload_admits_tickets_left_out_as_bad_rows(pool, helpdesk) -> N
     daemon.reload(settings.policy_set())
     await daemon.poll_once()
     assert ticket in daemon.tracker
+
+
+async def triggers(helpdesk: Helpdesk, ticket: str, level: str) -> list[str]:
+    rows = await helpdesk.conn.fetch(
+        "SELECT dedup_key FROM sla_monitor.outbox WHERE action = 'trigger' "
+        "AND payload->'labels'->>'ticket_id' = $1 AND payload->'labels'->>'level' = $2 "
+        "ORDER BY id",
+        ticket,
+        level,
+    )
+    return [row["dedup_key"] for row in rows]
+
+
+async def test_an_alert_resolved_by_a_pause_fires_again_when_the_clock_resumes(
+    pool, helpdesk
+) -> None:
+    ticket = await helpdesk.ticket(created=0)
+    clock = FakeClock(46)  # at risk since 45
+    daemon = make_daemon(pool, clock, escalating())
+    await daemon.store.migrate()
+    await daemon.poll_once()
+    assert len(await triggers(helpdesk, ticket, "team")) == 1
+    await helpdesk.set_status(ticket, 50, "pending")
+    clock.set(51)
+    await daemon.poll_once()
+    assert await active_escalations(helpdesk, ticket) == 0  # resolved while waiting
+    await helpdesk.set_status(ticket, 55, "open")
+    clock.set(56)
+    await daemon.poll_once()
+    keys = await triggers(helpdesk, ticket, "team")
+    assert len(keys) == 2 and keys[0] != keys[1]  # a second episode, paged again
+    assert await active_escalations(helpdesk, ticket) == 1
+
+
+async def test_remind_mode_reminds_for_every_expired_update_window(pool, helpdesk) -> None:
+    ticket = await helpdesk.ticket(created=0)
+    await helpdesk.reply(ticket, 10)
+    settings = Settings(
+        updates={"enabled": True, "mode": "remind", "remind_channels": ["alertmanager"]},
+        escalation={"channels": {"alertmanager": {"url": "http://127.0.0.1:9"}}},
+    )
+    clock = FakeClock(10 + 241)  # the window opened by the reply expired at 250
+    daemon = make_daemon(pool, clock, settings)
+    await daemon.store.migrate()
+    await daemon.poll_once()
+    assert len(await triggers(helpdesk, ticket, "update_owed")) == 1
+    await helpdesk.reply(ticket, 260)
+    clock.set(260 + 241)
+    await daemon.poll_once()
+    keys = await triggers(helpdesk, ticket, "update_owed")
+    assert len(keys) == 2 and keys[0] != keys[1]
