@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sla_monitor.engine import TicketEvaluation
 from sla_monitor.engine.escalation import Escalation, Trigger
-from sla_monitor.store import EscalationRow
+from sla_monitor.records import EscalationRow
 
 _ALERTNAMES = {
     Trigger.AT_RISK: "SLAAtRisk",

@@ -14,25 +14,25 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import structlog
 
 from sla_monitor.alerts import escalation_row
-from sla_monitor.engine import Clock, PolicySet, TicketEvaluation
+from sla_monitor.engine import PolicySet, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError
 from sla_monitor.engine.escalation import EscalationLevel, active_escalations
 from sla_monitor.metrics import Metrics
-from sla_monitor.sources import BadRow, Batch, Source, SourceError
-from sla_monitor.store import (
+from sla_monitor.records import (
     EscalationRow,
     EscalationState,
     NewlyRecorded,
     OwedUpdateRow,
-    StateStore,
+    OwedUpdates,
     TicketOutcomes,
 )
+from sla_monitor.sources import BadRow, Batch, Source, SourceError
+from sla_monitor.store import StateStore
 from sla_monitor.tracker import Tracker
 from sla_monitor.updates import UpdatePlanner
 
@@ -465,7 +465,7 @@ class Daemon:
                 state,
                 None
                 if self.updates is None
-                else (updates, self.updates.max_per_day, self.updates.channel),
+                else OwedUpdates(updates, self.updates.max_per_day, self.updates.channel),
             )
         except BaseException:
             # Anything judged meanwhile is newer than what was taken: it wins.
@@ -473,7 +473,7 @@ class Daemon:
             self._escalations_pending = escalations | self._escalations_pending
             self._updates_pending = self._updates_pending or updates
             raise
-        inserted = {r["dedup_key"] for r in new.outbox if r["action"] == "update"}
+        inserted = {m.dedup_key for m in new.outbox if m.action == "update"}
         for row in updates:
             if row.idempotency_key in inserted:
                 self._updates_queued[row.ticket_id] = row.idempotency_key
@@ -497,54 +497,24 @@ class Daemon:
                 self.on_outbox()
 
     def _count(self, new: NewlyRecorded) -> None:
-        queue = self.metrics.queue_label  # every queue label is bounded by max_queues
-        breaches = Counter(
-            (row["clock"], row["priority"], queue(row["queue"])) for row in new.breaches
-        )
-        for labels, count in breaches.items():
-            self.metrics.breaches.labels(*labels).inc(count)
+        self.metrics.count_recorded(new)
         if not self.synced and new.breaches:
             # A backlog read on a first start: one line per chunk, not one per breach (the
             # breaches table holds each one).
             log.info(
                 "sla_breached_in_backlog",
                 breaches=len(new.breaches),
-                by_clock=dict(Counter(row["clock"] for row in new.breaches)),
+                by_clock=dict(Counter(breach.clock for breach in new.breaches)),
             )
-        else:
-            for row in new.breaches:
-                log.info(
-                    "sla_breached",
-                    ticket_id=row["ticket_id"],
-                    clock=row["clock"],
-                    priority=row["priority"],
-                    queue=row["queue"],
-                )
-        completed = Counter(
-            (
-                row["clock"],
-                "met" if row["met"] else "breached",
-                row["priority"],
-                queue(row["queue"]),
+            return
+        for breach in new.breaches:
+            log.info(
+                "sla_breached",
+                ticket_id=breach.ticket_id,
+                clock=breach.clock,
+                priority=breach.priority,
+                queue=breach.queue,
             )
-            for row in new.completions
-        )
-        for completion, count in completed.items():
-            self.metrics.sla_completed.labels(*completion).inc(count)
-        histograms = {
-            Clock.FIRST_RESPONSE.value: self.metrics.first_response_seconds,
-            Clock.RESOLUTION.value: self.metrics.resolution_seconds,
-        }
-        children: dict[tuple[str, str, str], Any] = {}
-        for row in new.completions:
-            histogram = histograms.get(row["clock"])
-            if histogram is None:
-                continue
-            key = (row["clock"], row["priority"], queue(row["queue"]))
-            child = children.get(key)
-            if child is None:
-                child = children[key] = histogram.labels(*key[1:])
-            child.observe(row["elapsed_seconds"])
 
 
 class _SyncStopped(Exception):

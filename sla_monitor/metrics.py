@@ -3,7 +3,9 @@ never a ticket id or a customer."""
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -13,6 +15,7 @@ from prometheus_client.samples import Sample
 
 from sla_monitor import __version__
 from sla_monitor.engine import Clock, ClockState
+from sla_monitor.records import NewlyRecorded
 from sla_monitor.tracker import Tracker
 
 log = structlog.get_logger("sla_monitor.metrics")
@@ -248,6 +251,33 @@ class Metrics:
         self.config_reload_successful.set(1)
         build = Gauge("sla_monitor_build_info", "Version of sla-monitor.", ["version"], registry=r)
         build.labels(__version__).set(1)
+
+    def count_recorded(self, new: NewlyRecorded) -> None:
+        """Moves the counters and histograms by what the store recorded for the first time."""
+        queue = self.queue_label  # every queue label is bounded by max_queues
+        breaches = Tally((b.clock, b.priority, queue(b.queue)) for b in new.breaches)
+        for labels, count in breaches.items():
+            self.breaches.labels(*labels).inc(count)
+        completed = Tally(
+            (c.clock, "met" if c.met else "breached", c.priority, queue(c.queue))
+            for c in new.completions
+        )
+        for outcome, count in completed.items():
+            self.sla_completed.labels(*outcome).inc(count)
+        histograms = {
+            Clock.FIRST_RESPONSE.value: self.first_response_seconds,
+            Clock.RESOLUTION.value: self.resolution_seconds,
+        }
+        children: dict[tuple[str, str, str], Any] = {}
+        for completion in new.completions:
+            histogram = histograms.get(completion.clock)
+            if histogram is None:
+                continue
+            key = (completion.clock, completion.priority, queue(completion.queue))
+            child = children.get(key)
+            if child is None:
+                child = children[key] = histogram.labels(*key[1:])
+            child.observe(completion.elapsed_seconds)
 
     def queue_label(self, queue: str) -> str:
         """The label value of ``queue`` in every metric: its name for the first ``max_queues``

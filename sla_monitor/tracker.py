@@ -33,7 +33,7 @@ from sla_monitor.engine import (
 )
 from sla_monitor.engine.clocks import Breach, Completion
 from sla_monitor.packed import TicketPacker
-from sla_monitor.store import TicketOutcomes
+from sla_monitor.records import TicketOutcomes
 
 GaugeKey = tuple[str, str, str, str]  # clock, state, priority, queue label
 # The events evaluate_ticket reads; customer messages and internal notes change no clock.

@@ -9,7 +9,7 @@ from datetime import datetime
 from sla_monitor.alerts import humanize
 from sla_monitor.engine import Ticket, TicketEvaluation
 from sla_monitor.engine.updates import QuietHours, owed_update
-from sla_monitor.store import OwedUpdateRow
+from sla_monitor.records import OwedUpdateRow
 from sla_monitor.templates import UpdateTemplates, format_when
 
 

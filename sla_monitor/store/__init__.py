@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import asyncpg
 
-from sla_monitor.engine.clocks import Breach, Completion
+from sla_monitor.records import (
+    EscalationState,
+    NewlyRecorded,
+    OwedUpdates,
+    QueuedMessage,
+    RecordedBreach,
+    RecordedCompletion,
+    TicketOutcomes,
+)
 
 # An arbitrary constant: one migrator at a time across every daemon sharing the database.
 _MIGRATION_LOCK = 7_362_118_201
@@ -115,58 +122,6 @@ RETURNING dedup_key, action, channel, NULL::text AS level
 """
 
 
-@dataclass(frozen=True, slots=True)
-class OwedUpdateRow:
-    """A progress update to post, keyed by ticket and update window."""
-
-    idempotency_key: str
-    ticket_id: str
-    window_start: datetime
-    language: str
-    body: str
-    owed_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class TicketOutcomes:
-    """A ticket's breaches and completions as the engine found them, for recording."""
-
-    ticket_id: str
-    priority: str
-    queue: str
-    breaches: tuple[Breach, ...]
-    completions: tuple[Completion, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationRow:
-    """An escalation the engine calls for, with the alert the channels will be sent."""
-
-    dedup_key: str
-    ticket_id: str
-    clock: str
-    level: str
-    channels: tuple[str, ...]
-    alert: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationState:
-    """Every escalation active for ``tickets`` after this cycle; others on them resolve."""
-
-    tickets: list[str]
-    active: list[EscalationRow]
-
-
-@dataclass(frozen=True, slots=True)
-class NewlyRecorded:
-    """Rows the store had not seen before: exactly these move the counters."""
-
-    breaches: list[asyncpg.Record]
-    completions: list[asyncpg.Record]
-    outbox: list[asyncpg.Record] = field(default_factory=list)
-
-
 def _migrations() -> list[tuple[int, str, str]]:
     folder = resources.files("sla_monitor.store") / "migrations"
     found = []
@@ -239,10 +194,10 @@ class StateStore:
         outcomes: list[TicketOutcomes],
         watermark: datetime | None,
         escalations: EscalationState | None = None,
-        updates: tuple[list[OwedUpdateRow], int, str] | None = None,
+        updates: OwedUpdates | None = None,
     ) -> NewlyRecorded:
-        """Records breaches, completions and escalations (with their outbox rows) and moves
-        the watermark, in one transaction."""
+        """Records breaches, completions, escalations and owed updates (with their outbox
+        rows) and moves the watermark, in one transaction."""
         breach_rows = [
             (o.ticket_id, b.clock.value, b.key, b.breached_at, o.priority, o.queue)
             for o in outcomes
@@ -266,15 +221,20 @@ class StateStore:
             breaches = await self._insert(conn, _RECORD_BREACHES, breach_rows)
             completions = await self._insert(conn, _RECORD_COMPLETIONS, completion_rows)
             outbox = [] if escalations is None else await self._escalate(conn, escalations)
-            if updates is not None and updates[0]:
-                outbox += await self._owe_updates(conn, *updates)
+            if updates is not None and updates.rows:
+                outbox += await self._owe_updates(conn, updates)
             if watermark is not None:
                 await conn.execute(self._sql(_SAVE_WATERMARK), self._source, watermark)
-        return NewlyRecorded(list(breaches), list(completions), outbox)
+        return NewlyRecorded(
+            [RecordedBreach(*row) for row in breaches],
+            [RecordedCompletion(*row) for row in completions],
+            [QueuedMessage(*row) for row in outbox],
+        )
 
     async def _owe_updates(
-        self, conn: asyncpg.Connection, rows: list[OwedUpdateRow], cap: int, channel: str
+        self, conn: asyncpg.Connection, updates: OwedUpdates
     ) -> list[asyncpg.Record]:
+        rows = updates.rows
         recorded: list[asyncpg.Record] = await conn.fetch(
             self._sql(_RECORD_UPDATES),
             self._source,
@@ -284,8 +244,8 @@ class StateStore:
             [r.language for r in rows],
             [r.body for r in rows],
             [r.owed_at for r in rows],
-            cap,
-            channel,
+            updates.max_per_day,
+            updates.channel,
         )
         return recorded
 

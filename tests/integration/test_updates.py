@@ -173,7 +173,8 @@ async def test_remind_mode_escalates_to_staff_instead(pool, helpdesk) -> None:
         events = await conn.fetchval(
             "SELECT count(*) FROM helpdesk.ticket_events WHERE kind = 'automatic_update'"
         )
-    assert keys == [f"helpdesk/{ticket}/update/update_owed"]
+    # One reminder per expired update window: the key carries the window's start (the reply).
+    assert keys == [f"helpdesk/{ticket}/update/update_owed/{at(10).isoformat()}"]
     assert events == 0
 
 

@@ -1,0 +1,101 @@
+"""The values that travel between the engine side and the daemon's own store: what to
+record, and what the store found new. Pure: no I/O, no driver types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sla_monitor.engine.clocks import Breach, Completion
+
+
+@dataclass(frozen=True, slots=True)
+class TicketOutcomes:
+    """A ticket's breaches and completions as the engine found them, for recording."""
+
+    ticket_id: str
+    priority: str
+    queue: str
+    breaches: tuple[Breach, ...]
+    completions: tuple[Completion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRow:
+    """An escalation the engine calls for, with the alert the channels will be sent."""
+
+    dedup_key: str
+    ticket_id: str
+    clock: str
+    level: str
+    channels: tuple[str, ...]
+    alert: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationState:
+    """Every escalation active for ``tickets`` after this cycle; others on them resolve."""
+
+    tickets: list[str]
+    active: list[EscalationRow]
+
+
+@dataclass(frozen=True, slots=True)
+class OwedUpdateRow:
+    """A progress update to post, keyed by ticket and update window."""
+
+    idempotency_key: str
+    ticket_id: str
+    window_start: datetime
+    language: str
+    body: str
+    owed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OwedUpdates:
+    """Progress updates to queue, at most ``max_per_day`` per ticket, through ``channel``."""
+
+    rows: list[OwedUpdateRow]
+    max_per_day: int
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedBreach:
+    ticket_id: str
+    clock: str
+    window_key: str
+    priority: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedCompletion:
+    ticket_id: str
+    clock: str
+    window_key: str
+    met: bool
+    elapsed_seconds: float
+    priority: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """An outbox row just queued: a trigger, resolve or update for one channel."""
+
+    dedup_key: str
+    action: str
+    channel: str
+    level: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewlyRecorded:
+    """Rows the store had not seen before: exactly these move the counters."""
+
+    breaches: list[RecordedBreach]
+    completions: list[RecordedCompletion]
+    outbox: list[QueuedMessage] = field(default_factory=list)
