@@ -31,6 +31,7 @@ from common import helpdesk
 
 from sla_monitor.app import POOL_OPTIONS, build_daemon, build_sender
 from sla_monitor.config import Settings
+from sla_monitor.daemon import Hooks
 from sla_monitor.logs import configure_logging
 
 
@@ -63,9 +64,8 @@ async def main(probes: int, given: str | None) -> None:
         conn = await asyncpg.connect(dsn)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         pool = await asyncpg.create_pool(dsn, min_size=1, **POOL_OPTIONS)
-        daemon = build_daemon(settings, pool, pool)
-        daemon.freeze_gc = True
-        sender = build_sender(settings, daemon, pool)
+        daemon = build_daemon(settings, pool, pool, Hooks(freeze_gc=True))
+        sender = build_sender(settings, daemon.tracker, daemon.metrics, pool)
         await daemon.store.migrate()
         began = time.perf_counter()
         deadlines: dict[str, float] = {}

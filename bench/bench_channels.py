@@ -94,7 +94,7 @@ async def started(
     daemon = build_daemon(settings, pool, pool)
     await daemon.store.migrate()
     await pool.execute("TRUNCATE sla_monitor.outbox")
-    sender = build_sender(settings, daemon, pool)
+    sender = build_sender(settings, daemon.tracker, daemon.metrics, pool)
     return pool, sender, asyncio.create_task(sender.run())
 
 

@@ -31,7 +31,7 @@ from common import helpdesk
 
 from sla_monitor.app import POOL_OPTIONS, build_daemon
 from sla_monitor.config import Settings
-from sla_monitor.daemon import Daemon
+from sla_monitor.daemon import Daemon, Hooks
 from sla_monitor.http import start_http
 from sla_monitor.logs import configure_logging
 
@@ -155,8 +155,7 @@ async def run(
     raw, size = await raw_copy(conn, settings)
     print(f"raw COPY TO STDOUT (open tickets + their events): {raw:.2f} s, {size / MIB:,.0f} MiB")
 
-    daemon = build_daemon(settings, pool, pool)
-    daemon.freeze_gc = True  # as `sla-monitor run` does
+    daemon = build_daemon(settings, pool, pool, Hooks(freeze_gc=True))  # as `run` does
     await daemon.store.migrate()
     read = await timed(lambda: read_only(daemon))
     print(f"source read alone (rows to Ticket objects): {read:.2f} s ({read / raw:.1f}x raw COPY)")

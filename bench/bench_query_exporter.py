@@ -41,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sla_monitor.app import POOL_OPTIONS, build_daemon
 from sla_monitor.config import Settings
+from sla_monitor.daemon import Hooks
 from sla_monitor.http import start_http
 from sla_monitor.logs import configure_logging
 
@@ -152,8 +153,7 @@ async def main(args: argparse.Namespace) -> None:
         config = str(workdir / "config.yaml")
         peer = subprocess.Popen([str(executable), "--config", config, *listen])
         pool = await asyncpg.create_pool(dsn, min_size=1, **POOL_OPTIONS)
-        daemon = build_daemon(settings, pool, pool)
-        daemon.freeze_gc = True
+        daemon = build_daemon(settings, pool, pool, Hooks(freeze_gc=True))
         await daemon.store.migrate()
         began = time.perf_counter()
         task = asyncio.create_task(daemon.run())

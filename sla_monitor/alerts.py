@@ -1,10 +1,18 @@
-"""Turns an active escalation into the alert every channel is sent (labels and annotations)."""
+"""Escalation planning: the alert every channel is sent for an active escalation (labels and
+annotations), and which escalations changed since they were last recorded."""
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from sla_monitor.engine import TicketEvaluation
-from sla_monitor.engine.escalation import Escalation, Trigger
-from sla_monitor.records import EscalationRow
+from sla_monitor.engine.escalation import (
+    Escalation,
+    EscalationLevel,
+    Trigger,
+    active_escalations,
+)
+from sla_monitor.records import EscalationRow, EscalationState
 
 _ALERTNAMES = {
     Trigger.AT_RISK: "SLAAtRisk",
@@ -71,4 +79,66 @@ def escalation_row(
     }
     return EscalationRow(
         dedup_key, evaluation.ticket_id, status.clock.value, level.name, level.channels, alert
+    )
+
+
+class EscalationPlanner:
+    """Which escalations each judged ticket calls for, remembering what was last recorded per
+    ticket (as a 64-bit fingerprint of its active keys), so that only changes are handed on."""
+
+    def __init__(
+        self, source: str, levels: tuple[EscalationLevel, ...], ticket_url: str = ""
+    ) -> None:
+        self.source = source
+        self.levels = levels
+        self.ticket_url = ticket_url
+        self._recorded: dict[str, int] = {}
+        self._pending: dict[str, list[EscalationRow]] = {}
+
+    def __contains__(self, ticket_id: object) -> bool:
+        """True while a change for this ticket waits to be recorded."""
+        return ticket_id in self._pending
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def judge(self, evaluation: TicketEvaluation) -> None:
+        """Notes the escalations ``evaluation`` calls for, if they changed."""
+        if not self.levels:
+            return
+        rows = [
+            escalation_row(self.source, evaluation, escalation, self.ticket_url)
+            for escalation in active_escalations(evaluation, self.levels)
+        ]
+        if self._recorded.get(evaluation.ticket_id) != _fingerprint(rows):
+            self._pending[evaluation.ticket_id] = rows
+
+    def leave(self, ticket_id: str) -> None:
+        """The ticket left the open set with no final judgement: its escalations resolve."""
+        self._pending[ticket_id] = []
+
+    def take(self) -> dict[str, list[EscalationRow]]:
+        taken, self._pending = self._pending, {}
+        return taken
+
+    def put_back(self, taken: dict[str, list[EscalationRow]]) -> None:
+        """Recording failed: what was judged meanwhile is newer and wins."""
+        self._pending = taken | self._pending
+
+    def recorded(self, taken: dict[str, list[EscalationRow]], tracked: Container[str]) -> None:
+        for ticket_id, rows in taken.items():
+            if ticket_id in tracked:
+                self._recorded[ticket_id] = _fingerprint(rows)
+            else:
+                self._recorded.pop(ticket_id, None)
+
+
+def _fingerprint(rows: list[EscalationRow]) -> int:
+    """A ticket's active escalation keys as one 64-bit hash, not a set of strings."""
+    return hash(frozenset(row.dedup_key for row in rows))
+
+
+def escalation_state(taken: dict[str, list[EscalationRow]]) -> EscalationState:
+    return EscalationState(
+        tickets=list(taken), active=[row for rows in taken.values() for row in rows]
     )

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import signal
-import time
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +14,9 @@ from typing import Any
 import asyncpg
 import structlog
 
+from sla_monitor.alerts import EscalationPlanner
 from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings
-from sla_monitor.daemon import Daemon
+from sla_monitor.daemon import Daemon, Hooks, Timing
 from sla_monitor.engine.updates import QuietHours
 from sla_monitor.http import start_http
 from sla_monitor.metrics import Metrics
@@ -30,7 +30,7 @@ from sla_monitor.outbox import OutboxSender
 from sla_monitor.sources.rt import RtUpdater
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
-from sla_monitor.systemd import Notifier as SystemdNotifier
+from sla_monitor.systemd import SystemdHeartbeat, SystemdNotifier
 from sla_monitor.templates import UpdateTemplates
 from sla_monitor.tracker import Tracker
 from sla_monitor.updates import UpdatePlanner
@@ -183,7 +183,11 @@ def build_update_planner(settings: Settings) -> UpdatePlanner | None:
 
 
 def build_sender(
-    settings: Settings, daemon: Daemon, pool: asyncpg.Pool, source_pool: asyncpg.Pool | None = None
+    settings: Settings,
+    tracker: Tracker,
+    metrics: Metrics,
+    pool: asyncpg.Pool,
+    source_pool: asyncpg.Pool | None = None,
 ) -> OutboxSender:
     notifiers = build_notifiers(settings)
     updates = settings.updates
@@ -206,30 +210,41 @@ def build_sender(
 
     def still_owed(ticket_id: str) -> bool | None:
         """Owed while the tracker says so; unknown (wait) until its first sync is done."""
-        return ticket_id in daemon.tracker.owing if daemon.synced else None
+        return ticket_id in tracker.owing if tracker.complete else None
 
     sender = OutboxSender(
         pool,
         settings.database.schema_name,
         notifiers,
-        daemon.metrics,
+        metrics,
         timeout=settings.escalation.timeout,
         retry_initial=settings.escalation.retry_initial,
         retry_max=settings.escalation.retry_max,
         still_owed=still_owed,
     )
-    daemon.on_outbox = sender.wake
-    daemon.metrics.customer_updates.labels("cancelled")
-    for level in daemon.escalation_levels:  # every series exists from the start, at 0
+    metrics.customer_updates.labels("cancelled")
+    for level in settings.escalation_levels():  # every series exists from the start, at 0
         for channel in level.channels:
             for result in ("delivered", "failed"):
-                daemon.metrics.escalations.labels(level.name, channel, result)
+                metrics.escalations.labels(level.name, channel, result)
     return sender
 
 
-def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyncpg.Pool) -> Daemon:
-    policies = settings.policy_set()
-    tracker = Tracker(policies)
+def build_tracker(settings: Settings) -> tuple[Tracker, Metrics]:
+    """The tracker of open tickets and the metrics that count it (built before anything is
+    tracked: queue labels are bounded from the first ticket)."""
+    tracker = Tracker(settings.policy_set())
+    return tracker, Metrics(tracker, max_queues=settings.daemon.max_queues)
+
+
+def build_daemon(
+    settings: Settings,
+    store_pool: asyncpg.Pool,
+    source_pool: asyncpg.Pool,
+    hooks: Hooks | None = None,
+    tracked: tuple[Tracker, Metrics] | None = None,
+) -> Daemon:
+    tracker, metrics = tracked or build_tracker(settings)
     source = SqlSource(
         source_pool,
         name=settings.source.name,
@@ -242,17 +257,23 @@ def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyn
         updates_author=updates_author(settings),
     )
     store = StateStore(store_pool, settings.database.schema_name, settings.source.name)
-    return Daemon(
-        source=source,
-        store=store,
-        tracker=tracker,
-        metrics=Metrics(tracker, max_queues=settings.daemon.max_queues),
+    timing = Timing(
         poll_interval=settings.daemon.poll_interval,
         watermark_lag=settings.source.watermark_lag,
         backfill=settings.source.backfill,
         reconcile_interval=settings.source.reconcile_interval,
-        escalation_levels=settings.escalation_levels(),
-        ticket_url=settings.escalation.ticket_url,
+    )
+    escalations = EscalationPlanner(
+        settings.source.name, settings.escalation_levels(), settings.escalation.ticket_url
+    )
+    return Daemon(
+        source=source,
+        store=store,
+        tracker=tracker,
+        metrics=metrics,
+        timing=timing,
+        hooks=hooks or Hooks(),
+        escalations=escalations,
         updates=build_update_planner(settings),
     )
 
@@ -293,8 +314,7 @@ async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:
         except DATABASE_REFUSALS as error:
             raise DatabaseRefused.from_error(error, "database.dsn") from None
         except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
-            daemon.metrics.source_up.set(0)
-            daemon.last_error = f"{type(error).__name__}: {error}"
+            daemon.down(f"{type(error).__name__}: {error}")
             log.error("database_unreachable", error=daemon.last_error, retry_in=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
@@ -318,51 +338,6 @@ def reload_policies(daemon: Daemon, config: str | None) -> bool:
     return True
 
 
-# While the first sync advances, systemd's start timeout is pushed this far ahead.
-SYNC_START_EXTENSION_USEC = 60_000_000
-
-
-class _SystemdHeartbeat:
-    """READY=1 after the first good poll, STATUS lines, and WATCHDOG=1 from the main loop."""
-
-    def __init__(self, daemon: Daemon, notifier: SystemdNotifier, interval: float) -> None:
-        self._daemon = daemon
-        self._notifier = notifier
-        self._interval = interval
-        self._ready_sent = False
-        self._status = ""
-        self._synced_at = 0.0
-
-    def syncing(self, count: int) -> None:
-        """During the first sync: the watchdog, progress, and more time to start (a large
-        helpdesk takes minutes; TimeoutStartSec counts from each extension)."""
-        now = time.monotonic()
-        if self._synced_at and now - self._synced_at < self._interval:
-            return
-        self._synced_at = now
-        self._notifier.notify(
-            watchdog="1",
-            status=f"initial sync: {count} open tickets read",
-            extend_timeout_usec=str(SYNC_START_EXTENSION_USEC),
-        )
-
-    def __call__(self) -> None:
-        daemon = self._daemon
-        fields = {"watchdog": "1"}
-        if daemon.ready and not self._ready_sent:
-            fields["ready"] = "1"
-            self._ready_sent = True
-        status = (
-            f"tracking {len(daemon.tracker)} open tickets"
-            if daemon.ready
-            else f"source unavailable: {daemon.last_error or 'starting'}"
-        )
-        if status != self._status:
-            fields["status"] = status
-            self._status = status
-        self._notifier.notify(**fields)
-
-
 async def serve(
     settings: Settings,
     extra_tasks: tuple[Any, ...] = (),
@@ -376,13 +351,18 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     notifier = SystemdNotifier()
     async with open_pools(settings) as (store_pool, source_pool):
-        daemon = build_daemon(settings, store_pool, source_pool)
-        daemon.freeze_gc = True
-        watchdog = notifier.watchdog_interval()
-        daemon.heartbeat_interval = watchdog if watchdog is not None else 1.0
-        heartbeat = _SystemdHeartbeat(daemon, notifier, daemon.heartbeat_interval)
-        daemon.heartbeat = heartbeat
-        daemon.sync_progress = heartbeat.syncing
+        tracker, metrics = build_tracker(settings)
+        sender = build_sender(settings, tracker, metrics, store_pool, source_pool)
+        interval = notifier.watchdog_interval() or 1.0
+        heartbeat = SystemdHeartbeat(notifier, interval)
+        hooks = Hooks(
+            heartbeat=heartbeat,
+            heartbeat_interval=interval,
+            sync_progress=heartbeat.syncing,
+            on_outbox=sender.wake,
+            freeze_gc=True,
+        )
+        daemon = build_daemon(settings, store_pool, source_pool, hooks, (tracker, metrics))
         if reload:
             loop.add_signal_handler(signal.SIGHUP, reload_policies, daemon, config)
         runner = await start_http(daemon, settings.daemon.listen_host, settings.daemon.listen_port)
@@ -395,7 +375,6 @@ async def serve(
         try:
             if await migrate_until_ready(daemon, stop):
                 poller = asyncio.create_task(daemon.run(), name="poller")
-                sender = build_sender(settings, daemon, store_pool, source_pool)
                 alertmanager = settings.escalation.channels.alertmanager
                 resend = alertmanager.resend_interval if alertmanager is not None else None
                 delivery = asyncio.create_task(sender.run(resend), name="sender")
@@ -450,10 +429,10 @@ async def _until_stopped_or_crashed(
             continue
         name = supervised[task]
         error = task.exception()
-        daemon.ready = False
-        daemon.last_error = f"task {name} crashed: " + (
+        reason = f"task {name} crashed: " + (
             "ended unexpectedly" if error is None else f"{type(error).__name__}: {error}"
         )
-        log.critical("task_crashed", task=name, exc_info=error, error=daemon.last_error)
+        daemon.down(reason)
+        log.critical("task_crashed", task=name, exc_info=error, error=reason)
         return name
     return None

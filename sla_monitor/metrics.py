@@ -3,6 +3,7 @@ never a ticket id or a customer."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
@@ -251,6 +252,13 @@ class Metrics:
         self.config_reload_successful.set(1)
         build = Gauge("sla_monitor_build_info", "Version of sla-monitor.", ["version"], registry=r)
         build.labels(__version__).set(1)
+
+    def polled(self, seconds: float, tracked: int) -> None:
+        """A poll of the helpdesk succeeded."""
+        self.poll_duration.observe(seconds)
+        self.last_successful_poll.set(time.time())
+        self.source_up.set(1)
+        self.tracked_tickets.set(tracked)
 
     def count_recorded(self, new: NewlyRecorded) -> None:
         """Moves the counters and histograms by what the store recorded for the first time."""

@@ -10,9 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
+
+# While the first sync advances, systemd's start timeout is pushed this far ahead.
+SYNC_START_EXTENSION_USEC = 60_000_000
 
 
-class Notifier:
+class SystemdNotifier:
     def __init__(self, address: str | None = None) -> None:
         address = address if address is not None else os.environ.get("NOTIFY_SOCKET")
         self._address = None
@@ -39,3 +43,38 @@ class Notifier:
         if not usec or (pid and pid != str(os.getpid())):
             return None
         return int(usec) / 2_000_000
+
+
+class SystemdHeartbeat:
+    """READY=1 after the first good poll, STATUS lines, and WATCHDOG=1 from the main loop."""
+
+    def __init__(self, notifier: SystemdNotifier, interval: float) -> None:
+        self._notifier = notifier
+        self._interval = interval
+        self._ready_sent = False
+        self._status = ""
+        self._synced_at = 0.0
+
+    def syncing(self, count: int) -> None:
+        """During the first sync: the watchdog, progress, and more time to start (a large
+        helpdesk takes minutes; TimeoutStartSec counts from each extension)."""
+        now = time.monotonic()
+        if self._synced_at and now - self._synced_at < self._interval:
+            return
+        self._synced_at = now
+        self._notifier.notify(
+            watchdog="1",
+            status=f"initial sync: {count} open tickets read",
+            extend_timeout_usec=str(SYNC_START_EXTENSION_USEC),
+        )
+
+    def __call__(self, ready: bool, status: str) -> None:
+        """After every cycle of the main loop: its liveness, readiness and status line."""
+        fields = {"watchdog": "1"}
+        if ready and not self._ready_sent:
+            fields["ready"] = "1"
+            self._ready_sent = True
+        if status != self._status:
+            fields["status"] = status
+            self._status = status
+        self._notifier.notify(**fields)

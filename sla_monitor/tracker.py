@@ -82,6 +82,9 @@ class Tracker:
         self.queue_label: Callable[[str], str] = _same
         # Open tickets whose update clock ran out: candidates for a progress update.
         self.owing: set[str] = set()
+        # True once every open ticket has been read into it (the daemon's first sync): before,
+        # a ticket missing from it may simply not have been read yet.
+        self.complete = False
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
         self._packer = TicketPacker()
 

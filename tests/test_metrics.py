@@ -162,8 +162,7 @@ async def test_recorded_outcomes_of_folded_queues_count_as_other(pool, helpdesk)
     second = await helpdesk.ticket(created=0, queue="billing")
     await helpdesk.reply(second, 20)
     await helpdesk.ticket(created=-120, queue="sales")  # breached, unanswered
-    daemon = make_daemon(pool, FakeClock(50))
-    daemon.metrics = Metrics(daemon.tracker, max_queues=1)
+    daemon = make_daemon(pool, FakeClock(50), Settings(daemon={"max_queues": 1}))
     assert daemon.metrics.queue_label("support") == "support"  # the one named queue
     await daemon.store.migrate()
     await daemon.poll_once()

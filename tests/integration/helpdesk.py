@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from sla_monitor.alerts import EscalationPlanner
+from sla_monitor.app import build_update_planner
 from sla_monitor.config import Settings
-from sla_monitor.daemon import Daemon
+from sla_monitor.daemon import Daemon, Timing
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources.sql import REFERENCE_SCHEMA, SqlSource
 from sla_monitor.store import StateStore
@@ -112,12 +114,13 @@ def make_daemon(
         source=source,
         store=StateStore(pool, "sla_monitor", "helpdesk"),
         tracker=tracker,
-        metrics=Metrics(tracker),
-        poll_interval=1.0,
-        backfill=24 * 3600.0,
+        metrics=Metrics(tracker, max_queues=settings.daemon.max_queues),
+        timing=Timing(poll_interval=1.0, backfill=24 * 3600.0),
+        escalations=EscalationPlanner(
+            "helpdesk", settings.escalation_levels(), settings.escalation.ticket_url
+        ),
+        updates=build_update_planner(settings),
         clock=clock,
-        escalation_levels=settings.escalation_levels(),
-        ticket_url=settings.escalation.ticket_url,
     )
 
 

@@ -12,6 +12,7 @@ import structlog
 
 from sla_monitor.app import open_pools
 from sla_monitor.config import Settings
+from sla_monitor.daemon import Hooks
 from sla_monitor.store import migration_versions
 from tests.integration.helpdesk import FakeClock, at, completed, make_daemon, sample
 
@@ -228,7 +229,7 @@ async def test_the_watermark_lag_runs_on_the_databases_clock(pool, helpdesk) -> 
     await helpdesk.ticket(created=0)
     await daemon.poll_once()
     database_now = await helpdesk.conn.fetchval("SELECT clock_timestamp()")
-    assert daemon.watermark <= database_now - daemon.watermark_lag
+    assert daemon.watermark <= database_now - timedelta(seconds=daemon.timing.watermark_lag)
     late, _ = await helpdesk.conn.fetchrow(insert, at(0), timedelta(seconds=1))
     await daemon.poll_once()
     assert late in daemon.tracker
@@ -240,7 +241,7 @@ async def test_the_watermark_lag_runs_on_the_databases_clock(pool, helpdesk) -> 
 async def test_a_served_daemon_hides_what_its_sync_keeps_from_the_collector(pool, helpdesk) -> None:
     await helpdesk.ticket(created=0)
     daemon = make_daemon(pool, FakeClock(10))
-    daemon.freeze_gc = True  # what `sla-monitor run` sets
+    daemon.hooks = Hooks(freeze_gc=True)  # what `sla-monitor run` sets
     await daemon.store.migrate()
     gc.unfreeze()
     try:
@@ -366,7 +367,7 @@ async def test_a_stop_during_the_first_sync_ends_it_and_saves_no_watermark(pool,
     daemon = make_daemon(pool, FakeClock(0))
     daemon.source._batch_size = 1
     await daemon.store.migrate()
-    daemon.sync_progress = lambda count: daemon.stop() if count == 2 else None
+    daemon.hooks = Hooks(sync_progress=lambda count: daemon.stop() if count == 2 else None)
     await asyncio.wait_for(daemon.run(), timeout=10)
     assert not daemon.synced
     assert len(daemon.tracker) == 2  # read before the stop; the rest never read

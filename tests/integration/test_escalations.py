@@ -14,7 +14,7 @@ import pytest
 
 from sla_monitor.app import build_sender
 from sla_monitor.config import Settings
-from sla_monitor.daemon import Daemon
+from sla_monitor.daemon import Daemon, Hooks
 from sla_monitor.outbox import OutboxSender
 from tests.integration.helpdesk import FakeClock, make_daemon, sample
 from tests.integration.peers import (
@@ -82,7 +82,7 @@ async def started(
 ) -> tuple[Daemon, OutboxSender]:
     daemon = make_daemon(pool, clock, settings)
     await daemon.store.migrate()
-    return daemon, build_sender(settings, daemon, pool)
+    return daemon, build_sender(settings, daemon.tracker, daemon.metrics, pool)
 
 
 async def outbox(pool: asyncpg.Pool) -> list[asyncpg.Record]:
@@ -253,7 +253,7 @@ async def test_escalation_fires_at_the_deadline_without_a_poll(pool, helpdesk, p
     clock = FakeClock(50)
     daemon, sender = await started(pool, clock, settings)
     woken: list[bool] = []
-    daemon.on_outbox = lambda: woken.append(True)
+    daemon.hooks = Hooks(on_outbox=lambda: woken.append(True))
     try:
         await daemon.poll_once()
         assert [r["dedup_key"].rsplit("/", 1)[1] for r in await outbox(pool)] == ["team"]

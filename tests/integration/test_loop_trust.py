@@ -14,7 +14,7 @@ import structlog
 from sla_monitor import cli
 from sla_monitor.app import TaskCrashed, serve
 from sla_monitor.config import Settings
-from sla_monitor.daemon import Daemon
+from sla_monitor.daemon import Daemon, Timing
 from sla_monitor.engine import Policy, PolicyRule, PolicySet
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
 from tests.integration.helpdesk import FakeClock, Helpdesk, make_daemon, sample
@@ -186,7 +186,7 @@ async def test_a_deleted_ticket_leaves_the_gauges_and_its_escalations_resolve(
     ticket = await helpdesk.ticket(created=0)
     kept = await helpdesk.ticket(created=0)
     daemon = make_daemon(pool, FakeClock(70), escalating())
-    daemon.reconcile_interval = 0
+    daemon.timing = Timing(reconcile_interval=0)
     await daemon.store.migrate()
     await daemon.poll_once()
     assert await active_escalations(helpdesk, ticket) == 2  # team and on-call

@@ -104,7 +104,7 @@ async def sender_for(
 ) -> tuple[Daemon, OutboxSender]:
     daemon = make_daemon(pool, FakeClock(0), settings)
     await daemon.store.migrate()
-    sender = build_sender(settings, daemon, pool)
+    sender = build_sender(settings, daemon.tracker, daemon.metrics, pool)
     sender.probe_interval = probe_interval
     return daemon, sender
 

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from sla_monitor.app import build_daemon, build_sender, build_update_planner
+from sla_monitor.app import build_daemon, build_sender
 from sla_monitor.config import Settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.http import make_app
@@ -198,7 +198,6 @@ async def pools(
 
 async def started(settings: Settings, pools: tuple[asyncpg.Pool, asyncpg.Pool]) -> Daemon:
     daemon = build_daemon(settings, *pools)
-    daemon.updates = build_update_planner(settings)
     await daemon.store.migrate()
     return daemon
 
@@ -276,7 +275,7 @@ async def test_one_progress_update_per_interval_visible_in_rt_history(
     await helpdesk.backdate(ticket, timedelta(hours=5))  # the reply is 5 h old: owed news
     settings = rt_settings(database_dsn, reader_dsn, mode="post")
     daemon = await started(settings, pools)
-    sender = build_sender(settings, daemon, pools[0], pools[1])
+    sender = build_sender(settings, daemon.tracker, daemon.metrics, pools[0], pools[1])
     try:
         await daemon.poll_once()
         assert await sender.deliver_due() == 1

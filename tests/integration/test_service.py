@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
-from sla_monitor.systemd import Notifier
+from sla_monitor.systemd import SystemdNotifier
 from tests.integration.test_cli import _free_port, _wait_ready, spawn_daemon
 
 pytestmark = pytest.mark.integration
@@ -25,10 +25,10 @@ def test_notifier_sends_datagrams_and_is_silent_without_a_socket(tmp_path: Path)
     path = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind(path)
-        Notifier(path).notify(ready="1", status="tracking 3 open tickets")
+        SystemdNotifier(path).notify(ready="1", status="tracking 3 open tickets")
         assert listener.recv(4096) == b"READY=1\nSTATUS=tracking 3 open tickets"
-    assert not Notifier("").enabled
-    Notifier("").notify(ready="1")  # no socket: nothing happens, nothing raises
+    assert not SystemdNotifier("").enabled
+    SystemdNotifier("").notify(ready="1")  # no socket: nothing happens, nothing raises
 
 
 def _metric(port: int, line_start: str) -> float | None:

@@ -36,10 +36,8 @@ class Harness:
     def __init__(self, pool: asyncpg.Pool, settings: Settings, minutes: float) -> None:
         self.clock = FakeClock(minutes)
         self.daemon = make_daemon(pool, self.clock, settings)
-        from sla_monitor.app import build_update_planner
 
-        self.daemon.updates = build_update_planner(settings)
-        self.sender = build_sender(settings, self.daemon, pool)
+        self.sender = build_sender(settings, self.daemon.tracker, self.daemon.metrics, pool)
         self.pool = pool
 
     async def cycle(self, minutes: float) -> int:
