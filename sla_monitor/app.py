@@ -15,7 +15,14 @@ from typing import Any
 import asyncpg
 import structlog
 
-from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings
+from sla_monitor.config import (
+    ConfigError,
+    Settings,
+    dsn_problem,
+    escalation_levels,
+    load_settings,
+    policy_set,
+)
 from sla_monitor.daemon import Daemon
 from sla_monitor.engine.updates import QuietHours
 from sla_monitor.http import start_http
@@ -228,7 +235,7 @@ def build_sender(
 
 
 def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyncpg.Pool) -> Daemon:
-    policies = settings.policy_set()
+    policies = policy_set(settings)
     tracker = Tracker(policies)
     source = SqlSource(
         source_pool,
@@ -251,7 +258,7 @@ def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyn
         watermark_lag=settings.source.watermark_lag,
         backfill=settings.source.backfill,
         reconcile_interval=settings.source.reconcile_interval,
-        escalation_levels=settings.escalation_levels(),
+        escalation_levels=escalation_levels(settings),
         ticket_url=settings.escalation.ticket_url,
         updates=build_update_planner(settings),
     )
@@ -313,7 +320,7 @@ def reload_policies(daemon: Daemon, config: str | None) -> bool:
         daemon.metrics.config_reload_successful.set(0)
         log.error("reload_failed", error=str(error), kept="previous configuration")
         return False
-    daemon.reload(settings.policy_set())
+    daemon.reload(policy_set(settings))
     daemon.metrics.config_reload_successful.set(1)
     return True
 

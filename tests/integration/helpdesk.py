@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from sla_monitor.config import Settings
+from sla_monitor.config import Settings, escalation_levels, policy_set
 from sla_monitor.daemon import Daemon
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources.sql import REFERENCE_SCHEMA, SqlSource
@@ -97,7 +97,7 @@ def make_daemon(
     pool: asyncpg.Pool, clock: Callable[[], datetime], settings: Settings | None = None
 ) -> Daemon:
     settings = settings or Settings()
-    policies = settings.policy_set()
+    policies = policy_set(settings)
     tracker = Tracker(policies)
     source = SqlSource(
         pool,
@@ -116,7 +116,7 @@ def make_daemon(
         poll_interval=1.0,
         backfill=24 * 3600.0,
         clock=clock,
-        escalation_levels=settings.escalation_levels(),
+        escalation_levels=escalation_levels(settings),
         ticket_url=settings.escalation.ticket_url,
     )
 
