@@ -25,7 +25,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from sla_monitor.engine import Policy
 from sla_monitor.engine.business_calendar import WEEKDAYS, BusinessCalendar, parse_hours
+from sla_monitor.engine.policy import (
+    DEFAULT_OPEN_STATUSES,
+    DEFAULT_PAUSED_STATUSES,
+    DEFAULT_PRIORITIES,
+    DEFAULT_RESOLVED_STATUSES,
+)
 from sla_monitor.engine.updates import QuietHours
 from sla_monitor.sources.rt import (
     RT_CHANGED_TICKETS_QUERY,
@@ -218,9 +225,10 @@ class SourceSettings(_Section):
 
 
 class StatusSettings(_Section):
-    open: list[str] = ["new", "open"]
-    paused: list[str] = ["pending", "waiting"]
-    resolved: list[str] = ["resolved", "closed"]
+    # The engine's defaults, in the engine's order.
+    open: list[str] = list(DEFAULT_OPEN_STATUSES)
+    paused: list[str] = list(DEFAULT_PAUSED_STATUSES)
+    resolved: list[str] = list(DEFAULT_RESOLVED_STATUSES)
 
     @model_validator(mode="after")
     def _disjoint(self) -> StatusSettings:
@@ -235,14 +243,17 @@ class StatusSettings(_Section):
         return self
 
 
+_POLICY = Policy()  # the engine's default targets and ratios, which a policy table overrides
+
+
 class PolicySettings(_Section):
     priorities: list[str] | None = None
     queues: list[str] | None = None
-    first_response: OptionalDuration = 3600.0
-    resolution: OptionalDuration = 86400.0
-    update_interval: OptionalDuration = 4 * 3600.0
-    at_risk_ratio: float = Field(default=0.75, gt=0, lt=1, allow_inf_nan=False)
-    overdue_ratio: float = Field(default=2.0, gt=1, allow_inf_nan=False)
+    first_response: OptionalDuration = _POLICY.first_response_seconds
+    resolution: OptionalDuration = _POLICY.resolution_seconds
+    update_interval: OptionalDuration = _POLICY.update_interval_seconds
+    at_risk_ratio: float = Field(default=_POLICY.at_risk_ratio, gt=0, lt=1, allow_inf_nan=False)
+    overdue_ratio: float = Field(default=_POLICY.overdue_ratio, gt=1, allow_inf_nan=False)
     calendar: str = "24x7"
 
 
@@ -434,7 +445,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     source: SourceSettings = SourceSettings()
     statuses: StatusSettings = StatusSettings()
-    priorities: list[str] = ["urgent", "high", "normal", "low"]
+    priorities: list[str] = list(DEFAULT_PRIORITIES)
     calendars: dict[str, CalendarSettings] = {}
     policies: dict[str, PolicySettings] = {"default": PolicySettings()}
     escalation: EscalationSettings = EscalationSettings()
