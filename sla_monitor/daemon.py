@@ -19,7 +19,7 @@ import asyncpg
 import structlog
 
 from sla_monitor.alerts import escalation_row
-from sla_monitor.engine import PolicySet, TicketEvaluation
+from sla_monitor.engine import BadRowReason, PolicySet, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError
 from sla_monitor.engine.escalation import EscalationLevel, active_escalations
 from sla_monitor.metrics import Metrics
@@ -361,7 +361,8 @@ class Daemon:
             return
         if self._bad.get(ticket_id) != "evaluation_failed":
             log.exception("evaluation_failed", ticket_id=ticket_id, exc_info=error)
-        self._bad_row(BadRow(ticket_id, "evaluation_failed", f"{type(error).__name__}: {error}"))
+        failed = BadRowReason.EVALUATION_FAILED
+        self._bad_row(BadRow(ticket_id, failed, f"{type(error).__name__}: {error}"))
 
     def _absorb_evaluations(self, evaluations: list[TicketEvaluation]) -> None:
         for evaluation in evaluations:
