@@ -15,7 +15,14 @@ import asyncpg
 import structlog
 
 from sla_monitor.alerts import EscalationPlanner
-from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings
+from sla_monitor.config import (
+    ConfigError,
+    Settings,
+    dsn_problem,
+    escalation_levels,
+    load_settings,
+    policy_set,
+)
 from sla_monitor.daemon import Daemon, Hooks, Timing
 from sla_monitor.engine.updates import QuietHours
 from sla_monitor.http import start_http
@@ -223,7 +230,7 @@ def build_sender(
         still_owed=still_owed,
     )
     metrics.customer_updates.labels("cancelled")
-    for level in settings.escalation_levels():  # every series exists from the start, at 0
+    for level in escalation_levels(settings):  # every series exists from the start, at 0
         for channel in level.channels:
             for result in ("delivered", "failed"):
                 metrics.escalations.labels(level.name, channel, result)
@@ -233,7 +240,7 @@ def build_sender(
 def build_tracker(settings: Settings) -> tuple[Tracker, Metrics]:
     """The tracker of open tickets and the metrics that count it (built before anything is
     tracked: queue labels are bounded from the first ticket)."""
-    tracker = Tracker(settings.policy_set())
+    tracker = Tracker(policy_set(settings))
     return tracker, Metrics(tracker, max_queues=settings.daemon.max_queues)
 
 
@@ -264,7 +271,7 @@ def build_daemon(
         reconcile_interval=settings.source.reconcile_interval,
     )
     escalations = EscalationPlanner(
-        settings.source.name, settings.escalation_levels(), settings.escalation.ticket_url
+        settings.source.name, escalation_levels(settings), settings.escalation.ticket_url
     )
     return Daemon(
         source=source,
@@ -333,7 +340,7 @@ def reload_policies(daemon: Daemon, config: str | None) -> bool:
         daemon.metrics.config_reload_successful.set(0)
         log.error("reload_failed", error=str(error), kept="previous configuration")
         return False
-    daemon.reload(settings.policy_set())
+    daemon.reload(policy_set(settings))
     daemon.metrics.config_reload_successful.set(1)
     return True
 

@@ -15,7 +15,7 @@ import structlog
 from pydantic import SecretStr
 
 from sla_monitor import __version__
-from sla_monitor.config import EX_CONFIG, ConfigError, Settings, load_settings
+from sla_monitor.config import EX_CONFIG, ConfigError, Settings, load_settings, policy_set
 from sla_monitor.daemon import POLL_ERRORS, utcnow
 from sla_monitor.engine import TicketEvaluation, evaluate_ticket
 from sla_monitor.engine.clocks import TicketError
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EX_CONFIG
     configure_logging(settings.daemon.log_level)
     if args.command == "check-config":
-        policies = settings.policy_set()
+        policies = policy_set(settings)
         print(
             f"configuration OK: {len(policies.rules) + 1} policies, "
             f"{len(policies.priorities)} priorities, source {settings.source.name!r}"

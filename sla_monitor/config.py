@@ -1,598 +1,44 @@
 """Configuration: one TOML file plus ``SLA_MONITOR_*`` environment overrides, validated up front.
 
 Environment variables override the file; nested fields use ``__``, for example
-``SLA_MONITOR_DATABASE__DSN`` or ``SLA_MONITOR_DAEMON__POLL_INTERVAL=30s``.
+``SLA_MONITOR_DATABASE__DSN`` or ``SLA_MONITOR_DAEMON__POLL_INTERVAL=30s``. The sections are
+defined in ``sla_monitor.schema``; this module loads them and builds the engine's objects.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
 import types
 import typing
-from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ValidationError
 
 from sla_monitor.engine import Policy, PolicyRule, PolicySet, StatusMap
-from sla_monitor.engine.business_calendar import WEEKDAYS, BusinessCalendar, parse_hours
 from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
 from sla_monitor.engine.escalation import EscalationLevel, Trigger
 from sla_monitor.engine.model import Clock
-from sla_monitor.engine.updates import QuietHours
-from sla_monitor.sources.rt import (
-    RT_CHANGED_TICKETS_QUERY,
-    RT_EVENTS_QUERY,
-    RT_OPEN_TICKETS_QUERY,
-    RT_PRIORITIES,
-    RT_STATUSES,
-)
-from sla_monitor.templates import TemplateProblem, UpdateTemplates
+from sla_monitor.schema import PolicySettings, Settings, dsn_problem, parse_duration
+
+# Re-exported: callers import the configuration's entry points from here.
+__all__ = [
+    "EX_CONFIG",
+    "ConfigError",
+    "PolicySettings",
+    "Settings",
+    "config_path",
+    "dsn_problem",
+    "escalation_levels",
+    "load_settings",
+    "parse_duration",
+    "policy_set",
+]
 
 DEFAULT_CONFIG_PATH = Path("/etc/sla-monitor/sla-monitor.toml")
 EX_CONFIG = 78
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
-_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-# No target, interval or backoff is longer; a larger value is a typo ("1000000w") that would
-# overflow the engine's datetime arithmetic at the first ticket.
-MAX_DURATION = 365 * 86400.0
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``"1h"``, ``"90m"``, ``"1h30m"``, ``"2d"``:
-    finite, from zero to one year (365 days)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '1h' or '90m', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        matches = list(_DURATION.finditer(text))
-        if not text or "".join(m.group(0) for m in matches) != text:
-            raise ValueError(f"expected a duration like '1h', '90m' or '1h30m', got {value!r}")
-        seconds = sum(float(m.group(1)) * _UNIT_SECONDS[m.group(2)] for m in matches)
-    else:
-        raise ValueError(f"expected a duration like '1h' or '90m', got {value!r}")
-    if not math.isfinite(seconds):
-        raise ValueError(f"expected a finite duration like '1h' or '90m', got {value!r}")
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    if seconds > MAX_DURATION:
-        raise ValueError(f"expected a duration of at most one year (365d), got {value!r}")
-    return seconds
-
-
-def _optional_duration(value: Any) -> float | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in {"off", "none", ""}):
-        return None
-    return parse_duration(value)
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-OptionalDuration = Annotated[float | None, BeforeValidator(_optional_duration)]
-
-
-def dsn_problem(dsn: str) -> str | None:
-    """Why asyncpg would fail to parse ``dsn`` (or read it wrongly), else None. The answer
-    never quotes the DSN: a malformed one usually breaks inside its password.
-
-    Mirrors asyncpg's parser: a ``postgresql://`` or ``postgres://`` URL whose authority is
-    split at the first ``@`` and whose ports must be numbers. A ``/``, ``?`` or ``#`` left
-    unescaped in the password ends the authority early, so the rest of the password becomes a
-    port, a path or a fragment.
-    """
-    text = dsn.strip()
-    if not text:
-        return "the DSN is empty"
-    try:
-        parts = urlsplit(text)
-        if parts.scheme not in {"postgresql", "postgres"} or not text.startswith(
-            f"{parts.scheme}://"
-        ):
-            return (
-                "expected a postgresql:// or postgres:// URL "
-                "(key=value connection strings are not supported)"
-            )
-        if "#" in text:
-            return "it contains '#'"
-        if "@" in parts.path or "@" in parts.query:
-            return "an '@' follows the host, so the password holds a '/' or '?'"
-        auth, _, hosts = parts.netloc.rpartition("@")
-        if "@" in auth:
-            return "it contains more than one '@'"
-        for host in hosts.split(",") if hosts else ():
-            port = host.rpartition("]")[2] if host.startswith("[") else host
-            if ":" in port:
-                number = port.partition(":")[2]
-                if not number.isdigit() or not 0 < int(number) < 65536:
-                    return "a port is not a number from 1 to 65535"
-        if parts.query:
-            parse_qs(parts.query, strict_parsing=True)
-    except ValueError:
-        return "it is not a well-formed URL"
-    return None
-
-
-def _check_dsn(field: str, dsn: SecretStr | None) -> SecretStr | None:
-    if dsn is not None and (problem := dsn_problem(dsn.get_secret_value())):
-        raise ValueError(
-            f"{field} cannot be parsed: {problem}. It should look like "
-            "postgresql://user:password@host:5432/database; percent-encode special characters "
-            "in the password (/ as %2F, # as %23, ? as %3F, @ as %40, % as %25)"
-        )
-    return dsn
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DaemonSettings(_Section):
-    poll_interval: Duration = 15.0
-    listen_host: str = "127.0.0.1"
-    listen_port: int = Field(default=9464, ge=0, le=65535)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    shutdown_timeout: Duration = 5.0
-    # Distinct queue label values in the metrics; further queues are exported as "other".
-    max_queues: int = Field(default=100, ge=1)
-
-
-class DatabaseSettings(_Section):
-    """The daemon's own state store. Without a DSN an embedded PostgreSQL is started."""
-
-    dsn: SecretStr | None = None
-    dsn_file: Path | None = None
-    schema_name: str = Field(default="sla_monitor", pattern=r"^[a-z_][a-z0-9_]*$")
-    embedded_data_dir: Path = Path("var/pgdata")
-
-    @field_validator("dsn")
-    @classmethod
-    def _dsn_parses(cls, dsn: SecretStr | None) -> SecretStr | None:
-        return _check_dsn("the DSN", dsn)
-
-    @model_validator(mode="after")
-    def _read_dsn_file(self) -> DatabaseSettings:
-        if self.dsn is None and self.dsn_file is not None:
-            try:
-                dsn = SecretStr(self.dsn_file.read_text().strip())
-            except OSError as error:
-                raise ValueError(
-                    f"cannot read dsn_file {self.dsn_file}: {error.strerror}"
-                ) from None
-            self.dsn = _check_dsn(f"the DSN in dsn_file {self.dsn_file}", dsn)
-        return self
-
-
-class SourceSettings(_Section):
-    """Where tickets come from. The queries return the documented columns (see README)."""
-
-    # sql: the queries below; rt: Request Tracker 5's tables (queries, statuses and priorities
-    # default to RT's; see README "Monitoring Request Tracker").
-    kind: Literal["sql", "rt"] = "sql"
-    name: str = "helpdesk"
-    rt_url: str | None = None  # e.g. http://rt.example.com (REST2 is at /REST/2.0/)
-    rt_user: str = "sla-monitor"  # posts progress updates; its correspondence is recognised
-    rt_password: SecretStr | None = None  # basic auth, or:
-    rt_token: SecretStr | None = None  # an RT auth token (Authorization: token ...)
-    dsn: SecretStr | None = None  # defaults to the state store's database
-    batch_size: int = Field(default=2000, ge=1)
-    # Each poll re-reads changes this far behind the watermark, so a transaction that commits
-    # late with an earlier timestamp is still seen. Re-reading is harmless: outcomes are
-    # recorded once.
-    watermark_lag: Duration = 30.0
-    # Where a first start begins reading changes (tickets already open are read in full).
-    backfill: Duration = 0.0
-    # How often the tracked tickets are checked against the open set, so that a ticket
-    # deleted or merged away (no change to read) stops being tracked and escalated.
-    reconcile_interval: Duration = 600.0
-    changed_tickets_query: str = (
-        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject,\n"
-        "       requester_language AS language, requester_timezone AS timezone\n"
-        "FROM helpdesk.tickets\n"
-        "WHERE updated_at > $1::timestamptz\n"
-        "ORDER BY updated_at"
-    )
-    open_tickets_query: str = (
-        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject,\n"
-        "       requester_language AS language, requester_timezone AS timezone\n"
-        "FROM helpdesk.tickets\n"
-        "WHERE status <> ALL($1::text[])"
-    )
-    events_query: str = (
-        "SELECT ticket_id::text AS ticket_id, created_at AS at, kind, new_value AS value,\n"
-        "       old_value AS previous_value\n"
-        "FROM helpdesk.ticket_events\n"
-        "WHERE ticket_id = ANY($1::text[]::bigint[])\n"
-        "ORDER BY ticket_id, created_at, id"
-    )
-
-    @field_validator("dsn")
-    @classmethod
-    def _dsn_parses(cls, dsn: SecretStr | None) -> SecretStr | None:
-        return _check_dsn("the DSN", dsn)
-
-
-class StatusSettings(_Section):
-    open: list[str] = ["new", "open"]
-    paused: list[str] = ["pending", "waiting"]
-    resolved: list[str] = ["resolved", "closed"]
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> StatusSettings:
-        seen: dict[str, str] = {}
-        for category in ("open", "paused", "resolved"):
-            for status in getattr(self, category):
-                if status in seen:
-                    raise ValueError(
-                        f"status {status!r} is listed in both {seen[status]!r} and {category!r}"
-                    )
-                seen[status] = category
-        return self
-
-
-class PolicySettings(_Section):
-    priorities: list[str] | None = None
-    queues: list[str] | None = None
-    first_response: OptionalDuration = 3600.0
-    resolution: OptionalDuration = 86400.0
-    update_interval: OptionalDuration = 4 * 3600.0
-    at_risk_ratio: float = Field(default=0.75, gt=0, lt=1, allow_inf_nan=False)
-    overdue_ratio: float = Field(default=2.0, gt=1, allow_inf_nan=False)
-    calendar: str = "24x7"
-
-
-class EscalationLevelSettings(_Section):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
-    when: Literal["at_risk", "breached", "overdue"]
-    channels: list[str] = Field(min_length=1)
-    clocks: list[Literal["first_response", "resolution", "update"]] = [
-        "first_response",
-        "resolution",
-    ]
-    severity: str = "warning"
-    team: str = "support"
-
-
-def _default_levels() -> list[EscalationLevelSettings]:
-    return [
-        EscalationLevelSettings(
-            name="team", when="at_risk", channels=["alertmanager"], severity="warning"
-        ),
-        EscalationLevelSettings(
-            name="oncall", when="breached", channels=["alertmanager"], severity="critical"
-        ),
-        EscalationLevelSettings(
-            name="manager",
-            when="overdue",
-            channels=["alertmanager"],
-            severity="critical",
-            team="management",
-        ),
-    ]
-
-
-class AlertmanagerSettings(_Section):
-    url: str = "http://127.0.0.1:9093"
-    resend_interval: Duration = 60.0  # alerts are re-sent so they never expire while active
-
-
-class PagerDutySettings(_Section):
-    url: str = "https://events.pagerduty.com/v2/enqueue"
-    routing_key: SecretStr
-
-
-class SlackSettings(_Section):
-    webhook_url: SecretStr
-
-
-class WebhookSettings(_Section):
-    url: str
-    secret: SecretStr  # signs every body with HMAC-SHA256
-
-
-class ChannelSettings(_Section):
-    alertmanager: AlertmanagerSettings | None = AlertmanagerSettings()
-    pagerduty: PagerDutySettings | None = None
-    slack: SlackSettings | None = None
-    webhook: WebhookSettings | None = None
-
-
-class EscalationSettings(_Section):
-    enabled: bool = False
-    # Where a person opens the ticket; {ticket_id} is replaced.
-    ticket_url: str = "http://helpdesk.example/ticket/{ticket_id}"
-    levels: list[EscalationLevelSettings] = Field(default_factory=_default_levels)
-    channels: ChannelSettings = ChannelSettings()
-    timeout: Duration = 10.0  # per delivery attempt
-    retry_initial: Duration = 1.0
-    retry_max: Duration = 300.0
-
-    @model_validator(mode="after")
-    def _channels_configured(self) -> EscalationSettings:
-        names = [level.name for level in self.levels]
-        if len(set(names)) != len(names):
-            raise ValueError(f"levels: names must be unique, got {names}")
-        for level in self.levels:
-            for channel in level.channels:
-                if channel not in ChannelSettings.model_fields:
-                    raise ValueError(
-                        f"levels.{level.name}.channels: unknown channel {channel!r} "
-                        f"(known: {', '.join(ChannelSettings.model_fields)})"
-                    )
-                if getattr(self.channels, channel) is None:
-                    raise ValueError(
-                        f"levels.{level.name}.channels: channel {channel!r} is used but "
-                        f"[escalation.channels.{channel}] is not configured"
-                    )
-        return self
-
-
-class UpdateSettings(_Section):
-    """Progress updates to customers whose ticket takes long."""
-
-    enabled: bool = False
-    # post: write to the customer through the helpdesk; remind: escalate to staff instead.
-    mode: Literal["post", "remind"] = "post"
-    min_ticket_age: Duration = 3600.0  # no updates before the first-response target
-    quiet_hours: str | None = "22:00-08:00"  # in the customer's zone; None: any time
-    default_timezone: str = "UTC"
-    max_per_day: int = Field(default=3, ge=1)  # per ticket, over any 24 hours
-    templates_dir: Path = Path("config/templates")
-    default_language: str = "en"
-    author: str = "sla-monitor"
-    delivery: Literal["sql", "webhook", "rt"] = "sql"
-    # $1 ticket id, $2 message body, $3 idempotency key, $4 author. It must not post twice for
-    # the same key (e.g. a UNIQUE column with ON CONFLICT DO NOTHING).
-    insert_query: str = (
-        "INSERT INTO helpdesk.ticket_events (ticket_id, kind, author, body, idempotency_key)\n"
-        "VALUES ($1::text::bigint, 'automatic_update', $4, $2, $3)\n"
-        "ON CONFLICT (idempotency_key) DO NOTHING"
-    )
-    webhook_url: str | None = None
-    webhook_secret: SecretStr | None = None
-    remind_channels: list[str] = ["alertmanager"]
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet_hours(cls, value: str | None) -> str | None:
-        if value is not None and value.strip().lower() not in {"", "off", "none"}:
-            QuietHours.parse(value)
-            return value
-        return None
-
-    @field_validator("default_timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _delivery_complete(self) -> UpdateSettings:
-        if self.enabled and self.mode == "post":
-            if self.delivery == "webhook" and (not self.webhook_url or not self.webhook_secret):
-                raise ValueError("delivery 'webhook' needs webhook_url and webhook_secret")
-            try:
-                UpdateTemplates(self.templates_dir, self.default_language)
-            except TemplateProblem as error:
-                raise ValueError(f"templates: {error}") from None
-        return self
-
-
-class CalendarSettings(_Section):
-    """Business hours per weekday ("09:00-12:00", several allowed, "00:00-24:00" for a whole
-    day, [] or absent for none), in an IANA time zone, minus holidays."""
-
-    timezone: str = "UTC"
-    mon: list[str] = []
-    tue: list[str] = []
-    wed: list[str] = []
-    thu: list[str] = []
-    fri: list[str] = []
-    sat: list[str] = []
-    sun: list[str] = []
-    holidays: list[date] = []
-    country: str | None = None  # public holidays of this country (ISO code, e.g. "DE")
-    subdivision: str | None = None  # e.g. "BY" for Bavaria
-
-    def build(self, name: str) -> BusinessCalendar:
-        weekly = {
-            index: [parse_hours(text) for text in getattr(self, day)]
-            for index, day in enumerate(WEEKDAYS)
-        }
-        return BusinessCalendar(
-            name, self.timezone, weekly, self.holidays, self.country, self.subdivision
-        )
-
-    @model_validator(mode="after")
-    def _buildable(self) -> CalendarSettings:
-        for day in WEEKDAYS:
-            for text in getattr(self, day):
-                try:
-                    parse_hours(text)
-                except ValueError as error:
-                    raise ValueError(f"{day}: {error}") from None
-        self.build("check")  # zone, overlaps, an empty week, an unknown country
-        return self
-
-
-class Settings(BaseSettings):
-    """The whole configuration as one typed object."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="SLA_MONITOR_", env_nested_delimiter="__", extra="forbid"
-    )
-
-    daemon: DaemonSettings = DaemonSettings()
-    database: DatabaseSettings = DatabaseSettings()
-    source: SourceSettings = SourceSettings()
-    statuses: StatusSettings = StatusSettings()
-    priorities: list[str] = ["urgent", "high", "normal", "low"]
-    calendars: dict[str, CalendarSettings] = {}
-    policies: dict[str, PolicySettings] = {"default": PolicySettings()}
-    escalation: EscalationSettings = EscalationSettings()
-    updates: UpdateSettings = UpdateSettings()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's values arrive as init arguments; the environment wins over them.
-        return (env_settings, init_settings)
-
-    @field_validator("policies")
-    @classmethod
-    def _policies_are_sound(cls, policies: dict[str, PolicySettings]) -> dict[str, PolicySettings]:
-        if "default" not in policies:
-            raise ValueError("a policy named 'default' is required (it applies when none matches)")
-        return policies
-
-    @model_validator(mode="after")
-    def _policy_calendars_known(self) -> Settings:
-        known = ["24x7", *self.calendars]
-        for name, policy in self.policies.items():
-            if policy.calendar not in known:
-                raise ValueError(
-                    f"policies.{name}.calendar: unknown calendar {policy.calendar!r} "
-                    f"(known: {', '.join(known)})"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _request_tracker_defaults(self) -> Settings:
-        if self.source.kind != "rt":
-            if self.updates.delivery == "rt":
-                raise ValueError("updates.delivery: 'rt' needs source.kind = 'rt'")
-            return self
-        defaults = {
-            "changed_tickets_query": RT_CHANGED_TICKETS_QUERY,
-            "open_tickets_query": RT_OPEN_TICKETS_QUERY,
-            "events_query": RT_EVENTS_QUERY,
-        }
-        for field, query in defaults.items():
-            if field not in self.source.model_fields_set:
-                setattr(self.source, field, query)
-        if "statuses" not in self.model_fields_set:
-            self.statuses = StatusSettings(**RT_STATUSES)
-        if "priorities" not in self.model_fields_set:
-            self.priorities = list(RT_PRIORITIES)
-        if "delivery" not in self.updates.model_fields_set:
-            self.updates.delivery = "rt"
-        if self.updates.enabled and self.updates.delivery == "rt":
-            if not self.source.rt_url:
-                raise ValueError("source.rt_url is needed to post updates through RT")
-            if self.source.rt_password is None and self.source.rt_token is None:
-                raise ValueError("source.rt_password or source.rt_token is needed for RT")
-        return self
-
-    @model_validator(mode="after")
-    def _remind_channels_configured(self) -> Settings:
-        if self.updates.enabled and self.updates.mode == "remind":
-            for channel in self.updates.remind_channels:
-                if getattr(self.escalation.channels, channel, None) is None:
-                    raise ValueError(
-                        f"updates.remind_channels: channel {channel!r} needs "
-                        f"[escalation.channels.{channel}]"
-                    )
-        return self
-
-    @model_validator(mode="after")
-    def _policy_priorities_known(self) -> Settings:
-        for name, policy in self.policies.items():
-            for priority in policy.priorities or ():
-                if priority not in self.priorities:
-                    raise ValueError(
-                        f"policies.{name}.priorities: {priority!r} is not one of the "
-                        f"configured priorities {self.priorities}"
-                    )
-        return self
-
-    def escalation_levels(self) -> tuple[EscalationLevel, ...]:
-        """The engine's escalation levels (with the reminder level of ``updates.mode =
-        'remind'``), or none when both are off."""
-        remind: tuple[EscalationLevel, ...] = ()
-        if self.updates.enabled and self.updates.mode == "remind":
-            remind = (
-                EscalationLevel(
-                    name="update_owed",
-                    trigger=Trigger.BREACHED,
-                    channels=tuple(self.updates.remind_channels),
-                    clocks=frozenset({Clock.UPDATE}),
-                    labels={"severity": "warning", "team": "support"},
-                ),
-            )
-        if not self.escalation.enabled:
-            return remind
-        return remind + tuple(
-            EscalationLevel(
-                name=level.name,
-                trigger=Trigger(level.when),
-                channels=tuple(level.channels),
-                clocks=frozenset(Clock(c) for c in level.clocks),
-                labels={"severity": level.severity, "team": level.team},
-            )
-            for level in self.escalation.levels
-        )
-
-    def policy_set(self) -> PolicySet:
-        """The engine's view of the policies: rules in file order, 'default' as fallback."""
-        calendars: dict[str, Calendar] = {"24x7": ContinuousCalendar()}
-        calendars.update({name: c.build(name) for name, c in self.calendars.items()})
-
-        def build(name: str, policy: PolicySettings) -> Policy:
-            return Policy(
-                name=name,
-                first_response_seconds=policy.first_response,
-                resolution_seconds=policy.resolution,
-                update_interval_seconds=policy.update_interval,
-                at_risk_ratio=policy.at_risk_ratio,
-                overdue_ratio=policy.overdue_ratio,
-                calendar=calendars[policy.calendar],
-            )
-
-        rules = tuple(
-            PolicyRule(
-                build(name, policy),
-                priorities=None if policy.priorities is None else frozenset(policy.priorities),
-                queues=None if policy.queues is None else frozenset(policy.queues),
-            )
-            for name, policy in self.policies.items()
-            if name != "default"
-        )
-        return PolicySet(
-            rules=rules,
-            default=build("default", self.policies["default"]),
-            statuses=StatusMap(
-                open=frozenset(self.statuses.open),
-                paused=frozenset(self.statuses.paused),
-                resolved=frozenset(self.statuses.resolved),
-            ),
-            priorities=frozenset(self.priorities),
-        )
 
 
 class ConfigError(Exception):
@@ -691,3 +137,68 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         return Settings(**data)
     except ValidationError as error:
         raise ConfigError(_format_errors(origin, error)) from None
+
+
+def escalation_levels(settings: Settings) -> tuple[EscalationLevel, ...]:
+    """The engine's escalation levels (with the reminder level of ``updates.mode =
+    'remind'``), or none when both are off."""
+    remind: tuple[EscalationLevel, ...] = ()
+    if settings.updates.enabled and settings.updates.mode == "remind":
+        remind = (
+            EscalationLevel(
+                name="update_owed",
+                trigger=Trigger.BREACHED,
+                channels=tuple(settings.updates.remind_channels),
+                clocks=frozenset({Clock.UPDATE}),
+                labels={"severity": "warning", "team": "support"},
+            ),
+        )
+    if not settings.escalation.enabled:
+        return remind
+    return remind + tuple(
+        EscalationLevel(
+            name=level.name,
+            trigger=Trigger(level.when),
+            channels=tuple(level.channels),
+            clocks=frozenset(Clock(c) for c in level.clocks),
+            labels={"severity": level.severity, "team": level.team},
+        )
+        for level in settings.escalation.levels
+    )
+
+
+def policy_set(settings: Settings) -> PolicySet:
+    """The engine's view of the policies: rules in file order, 'default' as fallback."""
+    calendars: dict[str, Calendar] = {"24x7": ContinuousCalendar()}
+    calendars.update({name: c.build(name) for name, c in settings.calendars.items()})
+
+    def build(name: str, policy: PolicySettings) -> Policy:
+        return Policy(
+            name=name,
+            first_response_seconds=policy.first_response,
+            resolution_seconds=policy.resolution,
+            update_interval_seconds=policy.update_interval,
+            at_risk_ratio=policy.at_risk_ratio,
+            overdue_ratio=policy.overdue_ratio,
+            calendar=calendars[policy.calendar],
+        )
+
+    rules = tuple(
+        PolicyRule(
+            build(name, policy),
+            priorities=None if policy.priorities is None else frozenset(policy.priorities),
+            queues=None if policy.queues is None else frozenset(policy.queues),
+        )
+        for name, policy in settings.policies.items()
+        if name != "default"
+    )
+    return PolicySet(
+        rules=rules,
+        default=build("default", settings.policies["default"]),
+        statuses=StatusMap(
+            open=frozenset(settings.statuses.open),
+            paused=frozenset(settings.statuses.paused),
+            resolved=frozenset(settings.statuses.resolved),
+        ),
+        priorities=frozenset(settings.priorities),
+    )

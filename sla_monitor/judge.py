@@ -11,7 +11,7 @@ from datetime import datetime
 import structlog
 
 from sla_monitor.alerts import EscalationPlanner, escalation_state
-from sla_monitor.engine import TicketEvaluation
+from sla_monitor.engine import BadRowReason, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError
 from sla_monitor.metrics import Metrics
 from sla_monitor.records import (
@@ -145,9 +145,10 @@ class Judge:
         if isinstance(error, TicketError):
             self.bad_row(BadRow(ticket_id, error.reason, error.detail))
             return
-        if self._bad.get(ticket_id) != "evaluation_failed":
+        failed = BadRowReason.EVALUATION_FAILED
+        if self._bad.get(ticket_id) != failed:
             log.exception("evaluation_failed", ticket_id=ticket_id, exc_info=error)
-        self.bad_row(BadRow(ticket_id, "evaluation_failed", f"{type(error).__name__}: {error}"))
+        self.bad_row(BadRow(ticket_id, failed, f"{type(error).__name__}: {error}"))
 
     def _hand_on(self, evaluations: list[TicketEvaluation]) -> None:
         for evaluation in evaluations:

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from sla_monitor import __version__
-from sla_monitor.engine import Clock, ClockState
+from sla_monitor.engine import BadRowReason, Clock, ClockState
 from sla_monitor.records import NewlyRecorded
 from sla_monitor.tracker import Tracker
 
@@ -58,22 +58,7 @@ RESOLUTION_BUCKETS = (
     72 * HOUR,
     168 * HOUR,
 )
-BAD_ROW_REASONS = (
-    "null_timestamp",
-    "naive_timestamp",
-    "bad_timestamp",
-    "event_before_creation",
-    "unknown_status",
-    "unknown_priority",
-    "unknown_event_kind",
-    "null_queue",
-    "null_status",
-    "null_priority",
-    "created_in_future",
-    "infinite_timestamp",
-    "timestamp_out_of_range",
-    "evaluation_failed",  # the engine raised on this ticket: a bug, logged with its traceback
-)
+BAD_ROW_REASONS = tuple(BadRowReason)  # every one exported at 0 from the start
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 

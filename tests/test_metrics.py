@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from sla_monitor.app import build_daemon
-from sla_monitor.config import Settings
+from sla_monitor.config import Settings, policy_set
 from sla_monitor.engine import Clock, ClockState, EventKind, PolicySet, Ticket, TicketEvent
 from sla_monitor.metrics import OTHER_QUEUE, Metrics
 from sla_monitor.tracker import Tracker
@@ -196,7 +196,7 @@ async def test_a_reload_adds_and_removes_priorities_in_the_gauge(pool, helpdesk)
 
     # SIGHUP with a configuration whose priorities are vip and normal: low is no longer one.
     settings = Settings.model_validate({"priorities": ["vip", "normal"]})
-    daemon.reload(settings.policy_set())
+    daemon.reload(policy_set(settings))
     assert pairs(daemon.metrics) == set()  # the low ticket is now a bad row, not a label
     await helpdesk.ticket(created=5, priority="vip")
     await daemon.poll_once()

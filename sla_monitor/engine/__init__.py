@@ -3,6 +3,7 @@
 from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
 from sla_monitor.engine.clocks import ClockStatus, TicketEvaluation, evaluate_ticket
 from sla_monitor.engine.model import (
+    BadRowReason,
     Clock,
     ClockState,
     EventKind,
@@ -13,6 +14,7 @@ from sla_monitor.engine.model import (
 from sla_monitor.engine.policy import Policy, PolicyRule, PolicySet, StatusMap
 
 __all__ = [
+    "BadRowReason",
     "Calendar",
     "Clock",
     "ClockState",

@@ -24,6 +24,7 @@ from itertools import pairwise
 
 from sla_monitor.engine.calendar import Calendar
 from sla_monitor.engine.model import (
+    BadRowReason,
     Clock,
     ClockState,
     EventKind,
@@ -45,7 +46,7 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 class TicketError(ValueError):
     """A ticket the engine cannot judge; ``reason`` is a short code usable as a metric label."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: BadRowReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -149,45 +150,51 @@ def validate_ticket(ticket: Ticket, policies: PolicySet, now: datetime | None = 
     _check_instant(ticket.created_at, "created_at")
     if ticket.created_at < EARLIEST:
         raise TicketError(
-            "timestamp_out_of_range",
+            BadRowReason.TIMESTAMP_OUT_OF_RANGE,
             f"created_at {ticket.created_at.isoformat()} is before {EARLIEST.year}",
         )
     if now is not None and ticket.created_at - now > CREATION_TOLERANCE:
         raise TicketError(
-            "created_in_future",
+            BadRowReason.CREATED_IN_FUTURE,
             f"created_at {ticket.created_at.isoformat()} is after now ({now.isoformat()})",
         )
     if policies.statuses.category(ticket.initial_status) is None:
-        raise TicketError("unknown_status", f"status {ticket.initial_status!r} is not mapped")
+        raise TicketError(
+            BadRowReason.UNKNOWN_STATUS, f"status {ticket.initial_status!r} is not mapped"
+        )
     if ticket.initial_priority not in policies.priorities:
-        raise TicketError("unknown_priority", f"priority {ticket.initial_priority!r} is unknown")
+        raise TicketError(
+            BadRowReason.UNKNOWN_PRIORITY, f"priority {ticket.initial_priority!r} is unknown"
+        )
     for event in ticket.events:
         _check_instant(event.at, f"{event.kind} event time")
         if event.at < ticket.created_at:
             raise TicketError(
-                "event_before_creation",
+                BadRowReason.EVENT_BEFORE_CREATION,
                 f"{event.kind} at {event.at.isoformat()} precedes creation "
                 f"at {ticket.created_at.isoformat()}",
             )
         if event.kind is EventKind.STATUS_CHANGE and (
             event.value is None or policies.statuses.category(event.value) is None
         ):
-            raise TicketError("unknown_status", f"status {event.value!r} is not mapped")
+            raise TicketError(BadRowReason.UNKNOWN_STATUS, f"status {event.value!r} is not mapped")
         if event.kind is EventKind.PRIORITY_CHANGE and event.value not in policies.priorities:
-            raise TicketError("unknown_priority", f"priority {event.value!r} is unknown")
+            raise TicketError(BadRowReason.UNKNOWN_PRIORITY, f"priority {event.value!r} is unknown")
 
 
 def _check_instant(moment: datetime, what: str) -> None:
     # PostgreSQL's +/-infinity arrive as datetime.max/min (asyncpg drops their time zone).
     if moment.replace(tzinfo=None) in (datetime.max, datetime.min):
-        raise TicketError("infinite_timestamp", f"{what} is infinite ({moment.isoformat()})")
+        raise TicketError(
+            BadRowReason.INFINITE_TIMESTAMP, f"{what} is infinite ({moment.isoformat()})"
+        )
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise TicketError("naive_timestamp", f"{what} has no time zone")
+        raise TicketError(BadRowReason.NAIVE_TIMESTAMP, f"{what} has no time zone")
     try:
         moment.astimezone(UTC)
     except OverflowError:
         raise TicketError(
-            "infinite_timestamp", f"{what} {moment.isoformat()} is beyond the calendar"
+            BadRowReason.INFINITE_TIMESTAMP, f"{what} {moment.isoformat()} is beyond the calendar"
         ) from None
 
 
@@ -201,12 +208,14 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
     policy for the current priority.
     """
     if not EARLIEST <= now < LATEST:
-        raise TicketError("timestamp_out_of_range", f"now {now.isoformat()} is out of range")
+        raise TicketError(
+            BadRowReason.TIMESTAMP_OUT_OF_RANGE, f"now {now.isoformat()} is out of range"
+        )
     validate_ticket(ticket, policies, now)
     try:
         return _evaluate(ticket, policies, now)
     except OverflowError as error:  # a deadline past year 9999: a target beyond any use
-        raise TicketError("timestamp_out_of_range", str(error)) from None
+        raise TicketError(BadRowReason.TIMESTAMP_OUT_OF_RANGE, str(error)) from None
 
 
 def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvaluation:
@@ -443,7 +452,7 @@ def _until(ticket: Ticket, now: datetime) -> Ticket:
 def _category(policies: PolicySet, status: str) -> StatusCategory:
     category = policies.statuses.category(status)
     if category is None:  # validate_ticket guarantees this cannot happen
-        raise TicketError("unknown_status", f"status {status!r} is not mapped")
+        raise TicketError(BadRowReason.UNKNOWN_STATUS, f"status {status!r} is not mapped")
     return category
 
 

@@ -35,6 +35,27 @@ class EventKind(StrEnum):
     PRIORITY_CHANGE = "priority_change"
 
 
+class BadRowReason(StrEnum):
+    """Why a ticket could not be judged: the ``reason`` of a bad row, in logs and as the bad-rows
+    metric's label. The sources and the engine produce all but EVALUATION_FAILED (the daemon's:
+    the engine raised on that ticket, a bug)."""
+
+    NULL_TIMESTAMP = "null_timestamp"
+    NAIVE_TIMESTAMP = "naive_timestamp"
+    BAD_TIMESTAMP = "bad_timestamp"
+    EVENT_BEFORE_CREATION = "event_before_creation"
+    UNKNOWN_STATUS = "unknown_status"
+    UNKNOWN_PRIORITY = "unknown_priority"
+    UNKNOWN_EVENT_KIND = "unknown_event_kind"
+    NULL_QUEUE = "null_queue"
+    NULL_STATUS = "null_status"
+    NULL_PRIORITY = "null_priority"
+    CREATED_IN_FUTURE = "created_in_future"
+    INFINITE_TIMESTAMP = "infinite_timestamp"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    EVALUATION_FAILED = "evaluation_failed"
+
+
 class StatusCategory(StrEnum):
     """How a helpdesk status affects the clocks."""
 

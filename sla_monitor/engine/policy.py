@@ -8,6 +8,12 @@ from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
 from sla_monitor.engine.model import Clock, StatusCategory
 
 HOUR = 3600.0
+# The default priorities and statuses, in the order a configuration lists them (the first open
+# status is the one a ticket is taken to have been created in when its history does not say).
+DEFAULT_PRIORITIES = ("urgent", "high", "normal", "low")
+DEFAULT_OPEN_STATUSES = ("new", "open")
+DEFAULT_PAUSED_STATUSES = ("pending", "waiting")
+DEFAULT_RESOLVED_STATUSES = ("resolved", "closed")
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,9 @@ class PolicyRule:
 class StatusMap:
     """Sorts the helpdesk's statuses into open, paused (clocks stop) and resolved."""
 
-    open: frozenset[str] = frozenset({"new", "open"})
-    paused: frozenset[str] = frozenset({"pending", "waiting"})
-    resolved: frozenset[str] = frozenset({"resolved", "closed"})
+    open: frozenset[str] = frozenset(DEFAULT_OPEN_STATUSES)
+    paused: frozenset[str] = frozenset(DEFAULT_PAUSED_STATUSES)
+    resolved: frozenset[str] = frozenset(DEFAULT_RESOLVED_STATUSES)
 
     def category(self, status: str) -> StatusCategory | None:
         if status in self.open:
@@ -69,7 +75,7 @@ class PolicySet:
     rules: tuple[PolicyRule, ...] = ()
     default: Policy = field(default_factory=Policy)
     statuses: StatusMap = field(default_factory=StatusMap)
-    priorities: frozenset[str] = frozenset({"urgent", "high", "normal", "low"})
+    priorities: frozenset[str] = frozenset(DEFAULT_PRIORITIES)
 
     def policy_for(self, priority: str, queue: str) -> Policy:
         for rule in self.rules:

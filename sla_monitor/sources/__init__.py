@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sla_monitor.engine import Ticket
+from sla_monitor.engine import BadRowReason, Ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +15,7 @@ class BadRow:
     """A ticket the source could not read; logged and counted, never fatal."""
 
     ticket_id: str | None
-    reason: str
+    reason: BadRowReason
     detail: str
 
 

@@ -9,7 +9,7 @@ import asyncpg
 
 from sla_monitor.alerts import EscalationPlanner
 from sla_monitor.app import build_update_planner
-from sla_monitor.config import Settings
+from sla_monitor.config import Settings, escalation_levels, policy_set
 from sla_monitor.daemon import Daemon, Timing
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources.sql import REFERENCE_SCHEMA, SqlSource
@@ -99,7 +99,7 @@ def make_daemon(
     pool: asyncpg.Pool, clock: Callable[[], datetime], settings: Settings | None = None
 ) -> Daemon:
     settings = settings or Settings()
-    policies = settings.policy_set()
+    policies = policy_set(settings)
     tracker = Tracker(policies)
     source = SqlSource(
         pool,
@@ -117,7 +117,7 @@ def make_daemon(
         metrics=Metrics(tracker, max_queues=settings.daemon.max_queues),
         timing=Timing(poll_interval=1.0, backfill=24 * 3600.0),
         escalations=EscalationPlanner(
-            "helpdesk", settings.escalation_levels(), settings.escalation.ticket_url
+            "helpdesk", escalation_levels(settings), settings.escalation.ticket_url
         ),
         updates=build_update_planner(settings),
         clock=clock,

@@ -13,7 +13,7 @@ import structlog
 
 from sla_monitor import cli
 from sla_monitor.app import TaskCrashed, serve
-from sla_monitor.config import Settings
+from sla_monitor.config import Settings, policy_set
 from sla_monitor.daemon import Daemon, Timing
 from sla_monitor.engine import Policy, PolicyRule, PolicySet
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
@@ -238,7 +238,7 @@ async def test_a_reload_admits_tickets_left_out_as_bad_rows(pool, helpdesk) -> N
     await daemon.poll_once()
     assert ticket not in daemon.tracker
     settings = Settings(priorities=["urgent", "high", "normal", "low", "p0"])
-    daemon.reload(settings.policy_set())
+    daemon.reload(policy_set(settings))
     await daemon.poll_once()
     assert ticket in daemon.tracker
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from sla_monitor.engine import EventKind, Ticket, TicketEvent
+from sla_monitor.engine import BadRowReason, EventKind, Ticket, TicketEvent
 from sla_monitor.sources import BadRow, Batch, SourceError
 
 REFERENCE_SCHEMA = (resources.files("sla_monitor.sources.sql") / "reference_schema.sql").read_text(
@@ -33,6 +33,12 @@ SUBJECT_LIMIT = 200
 TICKET_COLUMNS = ("ticket_id", "created_at", "updated_at", "queue", "status", "priority")
 EVENT_COLUMNS = ("ticket_id", "at", "kind", "value")
 _KINDS = {kind.value: kind for kind in EventKind}
+# The ticket columns that must not be NULL, each with its bad-row reason.
+_NOT_NULL = {
+    "queue": BadRowReason.NULL_QUEUE,
+    "status": BadRowReason.NULL_STATUS,
+    "priority": BadRowReason.NULL_PRIORITY,
+}
 
 
 def _missing(record: asyncpg.Record, wanted: Sequence[str], query: str) -> None:
@@ -42,16 +48,16 @@ def _missing(record: asyncpg.Record, wanted: Sequence[str], query: str) -> None:
         raise SourceError(f"source.{query} must return the columns {', '.join(missing)}")
 
 
-def _timestamp_problem(value: Any, what: str) -> tuple[str, str] | None:
+def _timestamp_problem(value: Any, what: str) -> tuple[BadRowReason, str] | None:
     if value is None:
-        return "null_timestamp", f"{what} is NULL"
+        return BadRowReason.NULL_TIMESTAMP, f"{what} is NULL"
     if not isinstance(value, datetime):
-        return "bad_timestamp", f"{what} is {type(value).__name__}, not a timestamp"
+        return BadRowReason.BAD_TIMESTAMP, f"{what} is {type(value).__name__}, not a timestamp"
     # asyncpg returns PostgreSQL's +/-infinity as datetime.max/min, without a time zone.
     if value.replace(tzinfo=None) in (datetime.max, datetime.min):
-        return "infinite_timestamp", f"{what} is infinite"
+        return BadRowReason.INFINITE_TIMESTAMP, f"{what} is infinite"
     if value.tzinfo is None:
-        return "naive_timestamp", f"{what} has no time zone (use timestamptz)"
+        return BadRowReason.NAIVE_TIMESTAMP, f"{what} has no time zone (use timestamptz)"
     return None
 
 
@@ -136,7 +142,7 @@ class SqlSource:
             if kind is None or not isinstance(at, datetime) or at.tzinfo is None:
                 # The messages are built only here: most rows are well formed.
                 reason, detail = _timestamp_problem(at, f"{record['kind']} event time") or (
-                    "unknown_event_kind",
+                    BadRowReason.UNKNOWN_EVENT_KIND,
                     f"event kind {record['kind']!r} is unknown",
                 )
                 broken[ticket_id] = BadRow(ticket_id, reason, detail)
@@ -166,10 +172,10 @@ class SqlSource:
             if ticket_id in broken:
                 batch.bad_rows.append(broken[ticket_id])
                 continue
-            missing = [c for c in ("queue", "status", "priority") if row[c] is None]
+            missing = [c for c in _NOT_NULL if row[c] is None]
             if missing:
                 batch.bad_rows.append(
-                    BadRow(ticket_id, f"null_{missing[0]}", f"{', '.join(missing)} is NULL")
+                    BadRow(ticket_id, _NOT_NULL[missing[0]], f"{', '.join(missing)} is NULL")
                 )
                 continue
             history, first_previous = _in_time_order(events[ticket_id])

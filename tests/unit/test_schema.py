@@ -1,0 +1,44 @@
+"""The configuration's defaults are the engine's: stated once, in the engine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+
+from sla_monitor.config import policy_set
+from sla_monitor.engine import Policy, PolicySet, StatusMap
+from sla_monitor.schema import PolicySettings, Settings, StatusSettings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("SLA_MONITOR_"):
+            monkeypatch.delenv(name)
+
+
+def test_policy_defaults_are_the_engines() -> None:
+    settings, engine = PolicySettings(), Policy()
+    assert settings.first_response == engine.first_response_seconds
+    assert settings.resolution == engine.resolution_seconds
+    assert settings.update_interval == engine.update_interval_seconds
+    assert settings.at_risk_ratio == engine.at_risk_ratio
+    assert settings.overdue_ratio == engine.overdue_ratio
+    built = policy_set(Settings()).default
+    assert replace(built, calendar=engine.calendar) == engine
+
+
+def test_status_and_priority_defaults_are_the_engines_in_todays_order() -> None:
+    settings = Settings()
+    built = policy_set(settings)
+    assert built.statuses == StatusMap()
+    assert built.priorities == PolicySet().priorities
+    # The order is part of the contract: the first open status is a new ticket's status.
+    assert settings.priorities == ["urgent", "high", "normal", "low"]
+    assert StatusSettings().model_dump() == {
+        "open": ["new", "open"],
+        "paused": ["pending", "waiting"],
+        "resolved": ["resolved", "closed"],
+    }
