@@ -18,6 +18,7 @@ import structlog
 from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.engine.updates import QuietHours
+from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.http import start_http
 from sla_monitor.metrics import Metrics
 from sla_monitor.notifiers import Notifier
@@ -257,44 +258,23 @@ def build_daemon(settings: Settings, store_pool: asyncpg.Pool, source_pool: asyn
     )
 
 
-# The server answered and said no: a wrong password, an unknown role, no pg_hba.conf entry
-# (InvalidPasswordError is one of these), or no such database. Configuration, which waiting
-# will not fix, unlike a server that cannot be reached.
-DATABASE_REFUSALS: tuple[type[Exception], ...] = (
-    asyncpg.InvalidAuthorizationSpecificationError,
-    asyncpg.InvalidCatalogNameError,
-)
-
-
-class DatabaseRefused(Exception):
-    """The database refused the daemon (see DATABASE_REFUSALS); the message names the problem
-    and the setting, never the DSN. The CLI exits 69 (EX_UNAVAILABLE) with it."""
-
-    @classmethod
-    def from_error(cls, error: Exception, setting: str) -> DatabaseRefused:
-        what = (
-            "the database does not exist"
-            if isinstance(error, asyncpg.InvalidCatalogNameError)
-            else "the server refused the login"
-        )
-        # The server's message names the role or database, never the password.
-        return cls(f"{setting}: {what} ({type(error).__name__}: {error}); fix the configuration")
-
-
 async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:
     """Runs migrations, retrying while the database is unreachable; False if stopped first.
-    Raises DatabaseRefused when the server rejects the login or has no such database."""
+    Raises DatabaseRefused when the server rejects the login or has no such database, and
+    DatabaseUnavailable when it rejects a migration."""
     delay = 0.5
     while not stop.is_set():
         try:
             applied = await daemon.store.migrate()
             log.info("migrated", applied=applied)
             return True
-        except DATABASE_REFUSALS as error:
-            raise DatabaseRefused.from_error(error, "database.dsn") from None
-        except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
+        except DatabaseUnavailable as error:
+            if (refused := error.refusal("database.dsn")) is not None:
+                raise refused from None
+            if not error.unreachable:
+                raise
             daemon.metrics.source_up.set(0)
-            daemon.last_error = f"{type(error).__name__}: {error}"
+            daemon.last_error = str(error)
             log.error("database_unreachable", error=daemon.last_error, retry_in=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

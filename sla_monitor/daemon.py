@@ -15,13 +15,13 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import structlog
 
 from sla_monitor.alerts import escalation_row
 from sla_monitor.engine import PolicySet, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError
 from sla_monitor.engine.escalation import EscalationLevel, active_escalations
+from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.metrics import Metrics
 from sla_monitor.records import (
     EscalationRow,
@@ -39,13 +39,7 @@ from sla_monitor.updates import UpdatePlanner
 log = structlog.get_logger("sla_monitor.daemon")
 
 # What a poll may raise when the database is away or misconfigured: handled, never fatal.
-POLL_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    SourceError,
-)
+POLL_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, SourceError)
 
 
 # Outcomes and escalations held during the initial sync before they are recorded.

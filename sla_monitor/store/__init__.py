@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from sla_monitor.errors import translates
 from sla_monitor.records import (
     EscalationState,
     NewlyRecorded,
@@ -61,7 +62,10 @@ def migration_versions() -> list[int]:
 
 
 class StateStore:
-    """The daemon's schema. ``schema`` is validated by configuration to a plain identifier."""
+    """The daemon's schema. ``schema`` is validated by configuration to a plain identifier.
+
+    Every method raises DatabaseUnavailable (sla_monitor.errors) when the database is away or
+    a query fails, never the driver's own exceptions."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str, source: str) -> None:
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
@@ -73,6 +77,7 @@ class StateStore:
     def _sql(self, template: str) -> str:
         return template.replace("{schema}", self._schema)
 
+    @translates
     async def migrate(self) -> list[int]:
         """Applies pending migrations in order, under an advisory lock; returns those applied."""
         applied: list[int] = []
@@ -89,18 +94,21 @@ class StateStore:
                 applied.append(version)
         return applied
 
+    @translates
     async def load_watermark(self) -> datetime | None:
         """The newest change time already processed, or None on a first start."""
         async with self._pool.acquire() as conn:
             value: datetime | None = await conn.fetchval(self._sql(_LOAD_WATERMARK), self._source)
         return value
 
+    @translates
     async def escalated_tickets(self) -> list[str]:
         """Tickets with an escalation still active (not resolved) for this source."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(self._sql(_ESCALATED_TICKETS), self._source)
         return [row["ticket_id"] for row in rows]
 
+    @translates
     async def record(
         self,
         outcomes: list[TicketOutcomes],
