@@ -17,6 +17,7 @@ import structlog
 
 from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings
 from sla_monitor.daemon import Daemon
+from sla_monitor.database import Pool, create_pool
 from sla_monitor.engine.updates import QuietHours
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.http import start_http
@@ -50,21 +51,6 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         return server.get_uri(), server
 
 
-async def _plan_each_execution(conn: asyncpg.Connection) -> None:
-    """Plans are made for each execution's arguments: asyncpg prepares every statement, and a
-    generic plan PostgreSQL caches while the daemon's tables are still empty (a first sync)
-    keeps scanning them whole once they hold a backlog, until autovacuum analyses them. Set
-    with SET rather than as a startup parameter, which PgBouncer refuses by default."""
-    await conn.execute("SET plan_cache_mode = force_custom_plan")
-
-
-POOL_OPTIONS: dict[str, Any] = {
-    "max_size": 4,  # the poller's share; open_pools adds the senders' (delivery_connections)
-    "command_timeout": 60,
-    "setup": _plan_each_execution,  # on every acquire: the pool RESETs ALL on release
-}
-
-
 def check_dsns(settings: Settings) -> None:
     """Raises ConfigError naming the setting whose DSN cannot be parsed, never the DSN."""
     for field, dsn in (
@@ -79,7 +65,7 @@ def check_dsns(settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
+async def open_pools(settings: Settings) -> AsyncIterator[tuple[Pool, Pool]]:
     """The state store's pool and the source's pool (the same one unless a source DSN is set).
 
     Pools open without connecting (min_size=0) so the daemon starts, reports not ready and
@@ -93,21 +79,12 @@ async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, as
         log.info("embedded_postgres", data_dir=str(settings.database.embedded_data_dir))
     else:
         dsn = settings.database.dsn.get_secret_value()
-    options: dict[str, Any] = {"min_size": 0, **POOL_OPTIONS}
     senders, updater = delivery_connections(settings)
     source_dsn = settings.source.dsn
-    store_pool = await asyncpg.create_pool(
-        dsn,
-        **{
-            **options,
-            "max_size": options["max_size"] + senders + (updater if source_dsn is None else 0),
-        },
-    )
+    store_pool = await create_pool(dsn, senders + (updater if source_dsn is None else 0))
     source_pool = store_pool
     if source_dsn is not None:
-        source_pool = await asyncpg.create_pool(
-            source_dsn.get_secret_value(), **{**options, "max_size": options["max_size"] + updater}
-        )
+        source_pool = await create_pool(source_dsn.get_secret_value(), updater)
     try:
         yield store_pool, source_pool
     finally:
