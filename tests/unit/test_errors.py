@@ -9,8 +9,10 @@ import asyncpg
 import pytest
 
 from sla_monitor.errors import DatabaseRefused, DatabaseUnavailable, translates
+from sla_monitor.outbox import OutboxSender
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
+from sla_monitor.store.outbox import OutboxStore
 
 
 @translates
@@ -94,3 +96,18 @@ async def test_the_store_and_the_source_raise_unavailable_when_the_database_is_a
     with pytest.raises(DatabaseUnavailable):
         async for _ in source.open_tickets():
             pass
+
+
+async def test_the_outbox_raises_unavailable_when_the_database_is_away(
+    unreachable_pool: asyncpg.Pool,
+) -> None:
+    outbox = OutboxStore(unreachable_pool, "sla_monitor")
+    for call in (outbox.backlog, lambda: outbox.retry_parked(None), lambda: outbox.next_due("x")):
+        with pytest.raises(DatabaseUnavailable):
+            await call()
+    with pytest.raises(DatabaseUnavailable):
+        async with outbox.claim("claim_any"):
+            pass
+    sender = OutboxSender(unreachable_pool, "sla_monitor", {}, None)  # type: ignore[arg-type]
+    with pytest.raises(DatabaseUnavailable):
+        await sender.deliver_one()
