@@ -26,10 +26,10 @@ from sla_monitor.notifiers import Notifier
 from sla_monitor.notifiers.alertmanager import AlertmanagerNotifier
 from sla_monitor.notifiers.helpdesk_sql import HelpdeskSqlUpdater
 from sla_monitor.notifiers.pagerduty import PagerDutyNotifier
+from sla_monitor.notifiers.rt import RtUpdater
 from sla_monitor.notifiers.slack import SlackNotifier
 from sla_monitor.notifiers.webhook import WebhookNotifier
 from sla_monitor.outbox import OutboxSender
-from sla_monitor.sources.rt import RtUpdater
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
 from sla_monitor.systemd import Notifier as SystemdNotifier
