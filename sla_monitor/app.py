@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from sla_monitor.backoff import backoff
 from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.database import Pool, create_pool
@@ -239,7 +240,7 @@ async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:
     """Runs migrations, retrying while the database is unreachable; False if stopped first.
     Raises DatabaseRefused when the server rejects the login or has no such database, and
     DatabaseUnavailable when it rejects a migration."""
-    delay = 0.5
+    failures = 0
     while not stop.is_set():
         try:
             applied = await daemon.store.migrate()
@@ -250,12 +251,14 @@ async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:
                 raise refused from None
             if not error.unreachable:
                 raise
+            # 0.5 s, doubling to 30 s.
+            delay = backoff(failures, 0.5, 30.0)
+            failures += 1
             daemon.metrics.source_up.set(0)
             daemon.last_error = str(error)
             log.error("database_unreachable", error=daemon.last_error, retry_in=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, 30)
     return False
 
 

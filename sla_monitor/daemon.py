@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from sla_monitor.alerts import escalation_row
+from sla_monitor.backoff import backoff
 from sla_monitor.engine import PolicySet, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError
 from sla_monitor.engine.escalation import EscalationLevel, active_escalations
@@ -167,8 +168,9 @@ class Daemon:
                 await self.refresh_due()
         except POLL_ERRORS as error:
             self._failures += 1
-            backoff = min(self.poll_interval, 0.5 * 2 ** min(self._failures, 6))
-            self._next_poll = time.monotonic() + backoff
+            # 1 s after the first failure, doubling to 32 s, never longer than the interval.
+            delay = backoff(self._failures, 0.5, min(self.poll_interval, 32.0))
+            self._next_poll = time.monotonic() + delay
             self._failed(error)
 
     def _failed(self, error: BaseException) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from sla_monitor.backoff import backoff
 from sla_monitor.database import Pool
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.metrics import Metrics
@@ -116,8 +117,7 @@ class OutboxSender:
 
     def backoff(self, attempts: int) -> float:
         """Exponential with full jitter in its upper half: initial * 2^attempts, capped."""
-        ceiling = min(self.retry_max, self.retry_initial * 2 ** min(attempts, 30))
-        return float(ceiling / 2 + random.random() * ceiling / 2)
+        return backoff(attempts, self.retry_initial, self.retry_max, random.random())
 
     def _health(self, channel: str, error: DeliveryError | None) -> None:
         if channel not in self._channels:
