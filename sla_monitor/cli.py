@@ -108,12 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    from sla_monitor.app import build_daemon, open_pools
+    """Migrates the state store: its pool and schema only, no daemon."""
+    from sla_monitor.app import open_pools
+    from sla_monitor.store import StateStore
 
-    async with open_pools(settings) as (store_pool, source_pool):
-        daemon = build_daemon(settings, store_pool, source_pool)
+    async with open_pools(settings) as (store_pool, _):
+        store = StateStore(store_pool, settings.database.schema_name, settings.source.name)
         try:
-            applied = await daemon.store.migrate()
+            applied = await store.migrate()
         except DatabaseUnavailable as error:
             if (refused := error.refusal("database.dsn")) is not None:
                 raise refused from None
