@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import structlog
 
 from sla_monitor.alerts import EscalationPlanner
+from sla_monitor.backoff import backoff
 from sla_monitor.config import (
     ConfigError,
     Settings,
@@ -24,17 +24,19 @@ from sla_monitor.config import (
     policy_set,
 )
 from sla_monitor.daemon import Daemon, Hooks, Timing
+from sla_monitor.database import Pool, create_pool
 from sla_monitor.engine.updates import QuietHours
+from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.http import start_http
 from sla_monitor.metrics import Metrics
 from sla_monitor.notifiers import Notifier
 from sla_monitor.notifiers.alertmanager import AlertmanagerNotifier
 from sla_monitor.notifiers.helpdesk_sql import HelpdeskSqlUpdater
 from sla_monitor.notifiers.pagerduty import PagerDutyNotifier
+from sla_monitor.notifiers.rt import RtUpdater
 from sla_monitor.notifiers.slack import SlackNotifier
 from sla_monitor.notifiers.webhook import WebhookNotifier
 from sla_monitor.outbox import OutboxSender
-from sla_monitor.sources.rt import RtUpdater
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
 from sla_monitor.systemd import SystemdHeartbeat, SystemdNotifier
@@ -56,21 +58,6 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
         return server.get_uri(), server
 
 
-async def _plan_each_execution(conn: asyncpg.Connection) -> None:
-    """Plans are made for each execution's arguments: asyncpg prepares every statement, and a
-    generic plan PostgreSQL caches while the daemon's tables are still empty (a first sync)
-    keeps scanning them whole once they hold a backlog, until autovacuum analyses them. Set
-    with SET rather than as a startup parameter, which PgBouncer refuses by default."""
-    await conn.execute("SET plan_cache_mode = force_custom_plan")
-
-
-POOL_OPTIONS: dict[str, Any] = {
-    "max_size": 4,  # the poller's share; open_pools adds the senders' (delivery_connections)
-    "command_timeout": 60,
-    "setup": _plan_each_execution,  # on every acquire: the pool RESETs ALL on release
-}
-
-
 def check_dsns(settings: Settings) -> None:
     """Raises ConfigError naming the setting whose DSN cannot be parsed, never the DSN."""
     for field, dsn in (
@@ -85,7 +72,7 @@ def check_dsns(settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool]]:
+async def open_pools(settings: Settings) -> AsyncIterator[tuple[Pool, Pool]]:
     """The state store's pool and the source's pool (the same one unless a source DSN is set).
 
     Pools open without connecting (min_size=0) so the daemon starts, reports not ready and
@@ -99,21 +86,12 @@ async def open_pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, as
         log.info("embedded_postgres", data_dir=str(settings.database.embedded_data_dir))
     else:
         dsn = settings.database.dsn.get_secret_value()
-    options: dict[str, Any] = {"min_size": 0, **POOL_OPTIONS}
     senders, updater = delivery_connections(settings)
     source_dsn = settings.source.dsn
-    store_pool = await asyncpg.create_pool(
-        dsn,
-        **{
-            **options,
-            "max_size": options["max_size"] + senders + (updater if source_dsn is None else 0),
-        },
-    )
+    store_pool = await create_pool(dsn, senders + (updater if source_dsn is None else 0))
     source_pool = store_pool
     if source_dsn is not None:
-        source_pool = await asyncpg.create_pool(
-            source_dsn.get_secret_value(), **{**options, "max_size": options["max_size"] + updater}
-        )
+        source_pool = await create_pool(source_dsn.get_secret_value(), updater)
     try:
         yield store_pool, source_pool
     finally:
@@ -193,8 +171,8 @@ def build_sender(
     settings: Settings,
     tracker: Tracker,
     metrics: Metrics,
-    pool: asyncpg.Pool,
-    source_pool: asyncpg.Pool | None = None,
+    pool: Pool,
+    source_pool: Pool | None = None,
 ) -> OutboxSender:
     notifiers = build_notifiers(settings)
     updates = settings.updates
@@ -246,8 +224,8 @@ def build_tracker(settings: Settings) -> tuple[Tracker, Metrics]:
 
 def build_daemon(
     settings: Settings,
-    store_pool: asyncpg.Pool,
-    source_pool: asyncpg.Pool,
+    store_pool: Pool,
+    source_pool: Pool,
     hooks: Hooks | None = None,
     tracked: tuple[Tracker, Metrics] | None = None,
 ) -> Daemon:
@@ -285,47 +263,28 @@ def build_daemon(
     )
 
 
-# The server answered and said no: a wrong password, an unknown role, no pg_hba.conf entry
-# (InvalidPasswordError is one of these), or no such database. Configuration, which waiting
-# will not fix, unlike a server that cannot be reached.
-DATABASE_REFUSALS: tuple[type[Exception], ...] = (
-    asyncpg.InvalidAuthorizationSpecificationError,
-    asyncpg.InvalidCatalogNameError,
-)
-
-
-class DatabaseRefused(Exception):
-    """The database refused the daemon (see DATABASE_REFUSALS); the message names the problem
-    and the setting, never the DSN. The CLI exits 69 (EX_UNAVAILABLE) with it."""
-
-    @classmethod
-    def from_error(cls, error: Exception, setting: str) -> DatabaseRefused:
-        what = (
-            "the database does not exist"
-            if isinstance(error, asyncpg.InvalidCatalogNameError)
-            else "the server refused the login"
-        )
-        # The server's message names the role or database, never the password.
-        return cls(f"{setting}: {what} ({type(error).__name__}: {error}); fix the configuration")
-
-
 async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:
     """Runs migrations, retrying while the database is unreachable; False if stopped first.
-    Raises DatabaseRefused when the server rejects the login or has no such database."""
-    delay = 0.5
+    Raises DatabaseRefused when the server rejects the login or has no such database, and
+    DatabaseUnavailable when it rejects a migration."""
+    failures = 0
     while not stop.is_set():
         try:
             applied = await daemon.store.migrate()
             log.info("migrated", applied=applied)
             return True
-        except DATABASE_REFUSALS as error:
-            raise DatabaseRefused.from_error(error, "database.dsn") from None
-        except (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as error:
-            daemon.down(f"{type(error).__name__}: {error}")
+        except DatabaseUnavailable as error:
+            if (refused := error.refusal("database.dsn")) is not None:
+                raise refused from None
+            if not error.unreachable:
+                raise
+            # 0.5 s, doubling to 30 s.
+            delay = backoff(failures, 0.5, 30.0)
+            failures += 1
+            daemon.down(str(error))
             log.error("database_unreachable", error=daemon.last_error, retry_in=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, 30)
     return False
 
 

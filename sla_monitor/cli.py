@@ -16,10 +16,12 @@ from pydantic import SecretStr
 
 from sla_monitor import __version__
 from sla_monitor.config import EX_CONFIG, ConfigError, Settings, load_settings, policy_set
-from sla_monitor.daemon import POLL_ERRORS, utcnow
+from sla_monitor.daemon import utcnow
 from sla_monitor.engine import TicketEvaluation, evaluate_ticket
 from sla_monitor.engine.clocks import TicketError
+from sla_monitor.errors import DatabaseRefused, DatabaseUnavailable
 from sla_monitor.logs import configure_logging
+from sla_monitor.sources import SourceError
 
 EX_OK, EX_SOFTWARE, EX_UNAVAILABLE = 0, 70, 69
 
@@ -78,8 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(policies.priorities)} priorities, source {settings.source.name!r}"
         )
         return EX_OK
-    from sla_monitor.app import DatabaseRefused
-
     try:
         if args.command == "run":
             from sla_monitor.app import TaskCrashed, serve
@@ -108,16 +108,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    from sla_monitor.app import DATABASE_REFUSALS, DatabaseRefused, build_daemon, open_pools
+    """Migrates the state store: its pool and schema only, no daemon."""
+    from sla_monitor.app import open_pools
+    from sla_monitor.store import StateStore
 
-    async with open_pools(settings) as (store_pool, source_pool):
-        daemon = build_daemon(settings, store_pool, source_pool)
+    async with open_pools(settings) as (store_pool, _):
+        store = StateStore(store_pool, settings.database.schema_name, settings.source.name)
         try:
-            applied = await daemon.store.migrate()
-        except DATABASE_REFUSALS as error:
-            raise DatabaseRefused.from_error(error, "database.dsn") from None
-        except POLL_ERRORS as error:
-            print(f"sla-monitor: cannot migrate: {type(error).__name__}: {error}", file=sys.stderr)
+            applied = await store.migrate()
+        except DatabaseUnavailable as error:
+            if (refused := error.refusal("database.dsn")) is not None:
+                raise refused from None
+            print(f"sla-monitor: cannot migrate: {error}", file=sys.stderr)
             return EX_UNAVAILABLE
     print(f"schema {settings.database.schema_name!r} is current; applied: {applied or 'none'}")
     return EX_OK
@@ -161,7 +163,7 @@ def _instant(text: str) -> datetime:
 
 
 async def _evaluate(settings: Settings, at: datetime | None = None) -> int:
-    from sla_monitor.app import DATABASE_REFUSALS, DatabaseRefused, build_daemon, open_pools
+    from sla_monitor.app import build_daemon, open_pools
 
     now = at or utcnow()
     tickets: list[dict[str, Any]] = []
@@ -186,10 +188,13 @@ async def _evaluate(settings: Settings, at: datetime | None = None) -> int:
                                 "detail": error.detail,
                             }
                         )
-        except DATABASE_REFUSALS as error:
+        except DatabaseUnavailable as error:
             setting = "source.dsn" if settings.source.dsn is not None else "database.dsn"
-            raise DatabaseRefused.from_error(error, setting) from None
-        except POLL_ERRORS as error:
+            if (refused := error.refusal(setting)) is not None:
+                raise refused from None
+            print(f"sla-monitor: cannot read the source: {error}", file=sys.stderr)
+            return EX_UNAVAILABLE
+        except SourceError as error:
             print(
                 f"sla-monitor: cannot read the source: {type(error).__name__}: {error}",
                 file=sys.stderr,

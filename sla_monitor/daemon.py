@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import structlog
 
 from sla_monitor.alerts import EscalationPlanner
+from sla_monitor.backoff import backoff
 from sla_monitor.engine import PolicySet
+from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.judge import Judge
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources import Batch, Source, SourceError
@@ -32,13 +33,7 @@ from sla_monitor.updates import UpdatePlanner
 log = structlog.get_logger("sla_monitor.daemon")
 
 # What a poll may raise when the database is away or misconfigured: handled, never fatal.
-POLL_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    SourceError,
-)
+POLL_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, SourceError)
 
 # Outcomes and escalations held during the initial sync before they are recorded.
 SYNC_FLUSH = 5000
@@ -176,8 +171,9 @@ class Daemon:
                 await self.refresh_due()
         except POLL_ERRORS as error:
             self._failures += 1
-            backoff = min(self.timing.poll_interval, 0.5 * 2 ** min(self._failures, 6))
-            self._next_poll = time.monotonic() + backoff
+            # 1 s after the first failure, doubling to 32 s, never longer than the interval.
+            delay = backoff(self._failures, 0.5, min(self.timing.poll_interval, 32.0))
+            self._next_poll = time.monotonic() + delay
             self._failed(error)
 
     def _failed(self, error: BaseException) -> None:

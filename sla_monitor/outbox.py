@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,82 +28,19 @@ from enum import Enum
 from typing import Any
 
 import aiohttp
-import asyncpg
 import structlog
 
+from sla_monitor.backoff import backoff
+from sla_monitor.database import Pool
+from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.metrics import Metrics
 from sla_monitor.notifiers import DeliveryError, Notifier, PermanentDeliveryError
 from sla_monitor.notifiers.alertmanager import AlertmanagerNotifier
+from sla_monitor.store.outbox import ClaimKind, OutboxStore
 
 log = structlog.get_logger("sla_monitor.outbox")
 
-_CLAIM = """
-SELECT o.id, o.dedup_key, o.action, o.channel, o.payload, o.attempts
-FROM {schema}.outbox o
-WHERE o.delivered_at IS NULL AND {which}
-  AND NOT EXISTS (
-      SELECT 1 FROM {schema}.outbox earlier
-      WHERE earlier.dedup_key = o.dedup_key AND earlier.channel = o.channel
-        AND earlier.id < o.id AND earlier.delivered_at IS NULL)
-ORDER BY {order}
-LIMIT 1
-FOR UPDATE OF o SKIP LOCKED
-"""
-_DUE = "o.next_attempt_at <= now()"
-# Any channel (deliver_one), one channel, one channel's probe (parked rows only once due),
-# and channels no longer configured.
-_CLAIM_ANY = _CLAIM.format(schema="{schema}", which=_DUE, order="o.id")
-_CLAIM_CHANNEL = _CLAIM.format(schema="{schema}", which=f"o.channel = $1 AND {_DUE}", order="o.id")
-_CLAIM_PROBE = _CLAIM.format(
-    schema="{schema}",
-    which=f"o.channel = $1 AND (o.parked_at IS NULL OR {_DUE})",
-    order="o.next_attempt_at, o.id",
-)
-_CLAIM_ORPHAN = _CLAIM.format(
-    schema="{schema}", which=f"o.channel <> ALL($1::text[]) AND {_DUE}", order="o.id"
-)
-_DELIVERED = (
-    "UPDATE {schema}.outbox SET delivered_at = now(), attempts = attempts + 1, "
-    "last_error = NULL, parked_at = NULL WHERE id = $1"
-)
-_RETRY = (
-    "UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = $2, "
-    "next_attempt_at = now() + make_interval(secs => $3), "
-    "parked_at = CASE WHEN $4 THEN now() END WHERE id = $1"
-)
-_DEFER = (
-    "UPDATE {schema}.outbox SET next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1"
-)
 CANCELLED = "cancelled: ticket no longer owes an update"
-_CANCEL = (
-    "UPDATE {schema}.outbox SET delivered_at = now(), cancelled_at = now(), "
-    f"last_error = '{CANCELLED}' WHERE id = $1"
-)
-# A channel that answers again: its backlog is due now, whatever each row's backoff.
-_RECOVERED = (
-    "UPDATE {schema}.outbox SET next_attempt_at = now() WHERE channel = $1 "
-    "AND delivered_at IS NULL AND parked_at IS NULL AND next_attempt_at > now()"
-)
-_RETRY_PARKED = (
-    "UPDATE {schema}.outbox SET next_attempt_at = now(), parked_at = NULL "
-    "WHERE delivered_at IS NULL AND parked_at IS NOT NULL AND ($1::text IS NULL OR channel = $1)"
-)
-_BACKLOG = (
-    "SELECT count(*) AS pending, extract(epoch FROM now() - min(created_at)) AS oldest "
-    "FROM {schema}.outbox WHERE delivered_at IS NULL"
-)
-# Only rows not yet due: a due row that cannot be claimed (it waits for an earlier row of its
-# key, or another sender holds it) is looked at again on the next tick, not in a busy loop.
-_NEXT_DUE = (
-    "SELECT extract(epoch FROM min(next_attempt_at) - now()) FROM {schema}.outbox "
-    "WHERE delivered_at IS NULL AND channel = $1 AND next_attempt_at > now()"
-)
-_ACTIVE_FOR = (
-    "SELECT alert FROM {schema}.escalations "
-    "WHERE resolved_at IS NULL AND $1 = ANY(channels) ORDER BY triggered_at"
-)
-
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 TICK = 1.0  # the longest a sender sleeps without looking at the outbox
 # While the daemon cannot tell whether an update is still owed (its first sync), the update
 # waits this long before it is looked at again.
@@ -135,7 +71,7 @@ class _Channel:
 class OutboxSender:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         schema: str,
         notifiers: dict[str, Notifier],
         metrics: Metrics,
@@ -147,8 +83,7 @@ class OutboxSender:
     ) -> None:
         """``still_owed(ticket_id)``: asked right before an update is sent; False cancels it,
         None (not known yet) defers it briefly."""
-        self._pool = pool
-        self._schema = schema
+        self._outbox = OutboxStore(pool, schema)
         self.notifiers = notifiers
         self.metrics = metrics
         self.timeout = timeout
@@ -161,9 +96,6 @@ class OutboxSender:
         self._session: aiohttp.ClientSession | None = None
         for name in notifiers:
             self._health(name, None)
-
-    def _sql(self, template: str) -> str:
-        return template.replace("{schema}", self._schema)
 
     def wake(self) -> None:
         """New rows were committed: every channel looks at once."""
@@ -185,8 +117,7 @@ class OutboxSender:
 
     def backoff(self, attempts: int) -> float:
         """Exponential with full jitter in its upper half: initial * 2^attempts, capped."""
-        ceiling = min(self.retry_max, self.retry_initial * 2 ** min(attempts, 30))
-        return float(ceiling / 2 + random.random() * ceiling / 2)
+        return backoff(attempts, self.retry_initial, self.retry_max, random.random())
 
     def _health(self, channel: str, error: DeliveryError | None) -> None:
         if channel not in self._channels:
@@ -202,27 +133,27 @@ class OutboxSender:
         """Delivers (or reschedules) the oldest due row, of ``channel`` if given; False when
         none is due."""
         if channel is None:
-            return await self._attempt(_CLAIM_ANY) is not None
-        return await self._attempt(_CLAIM_CHANNEL, channel) is not None
+            return await self._attempt("claim_any") is not None
+        return await self._attempt("claim_channel", channel) is not None
 
-    async def _attempt(self, claim: str, *args: Any) -> _Attempt | None:
+    async def _attempt(self, claim: ClaimKind, *args: Any) -> _Attempt | None:
         """Claims one row with ``claim``, sends it and marks it, in one transaction."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(self._sql(claim), *args)
-            if row is None:
+        async with self._outbox.claim(claim, *args) as claimed:
+            if claimed is None:
                 return None
-            alert: dict[str, Any] = json.loads(row["payload"])
+            row = claimed.row
+            alert = row.payload
             level = alert.get("labels", {}).get("level", "")
-            channel, action = row["channel"], row["action"]
+            channel, action = row.channel, row.action
             if action == "update" and self.still_owed is not None:
                 owed = self.still_owed(str(alert.get("ticket_id")))
                 if owed is None:
-                    await conn.execute(self._sql(_DEFER), row["id"], UNKNOWN_OWED_DELAY)
+                    await claimed.defer(UNKNOWN_OWED_DELAY)
                     return _Attempt(Outcome.SKIPPED)
                 if not owed:
-                    await conn.execute(self._sql(_CANCEL), row["id"])
+                    await claimed.cancel(CANCELLED)
                     self.metrics.customer_updates.labels("cancelled").inc()
-                    log.info("update_cancelled", channel=channel, dedup_key=row["dedup_key"])
+                    log.info("update_cancelled", channel=channel, dedup_key=row.dedup_key)
                     return _Attempt(Outcome.SKIPPED)
             notifier = self.notifiers.get(channel)
             try:
@@ -231,17 +162,17 @@ class OutboxSender:
                 await notifier.deliver(self.session(), action, alert)
             except DeliveryError as error:
                 permanent = isinstance(error, PermanentDeliveryError)
-                delay = self.retry_max if permanent else self.backoff(row["attempts"])
+                delay = self.retry_max if permanent else self.backoff(row.attempts)
                 if error.retry_after is not None:
                     delay = min(self.retry_max, max(delay, error.retry_after))
-                await conn.execute(self._sql(_RETRY), row["id"], str(error)[:500], delay, permanent)
+                await claimed.retry(str(error)[:500], delay, permanent)
                 self._count(action, level, channel, "failed")
                 self._health(channel, error)
                 fields = {
                     "channel": channel,
                     "action": action,
-                    "dedup_key": row["dedup_key"],
-                    "attempts": row["attempts"] + 1,
+                    "dedup_key": row.dedup_key,
+                    "attempts": row.attempts + 1,
                     "retry_in": round(delay, 1),
                     "error": str(error),
                 }
@@ -251,10 +182,10 @@ class OutboxSender:
                 else:
                     log.warning("delivery_failed", **fields)
                 return _Attempt(Outcome.FAILED, error.retry_after)
-            await conn.execute(self._sql(_DELIVERED), row["id"])
+            await claimed.delivered()
         self._count(action, level, channel, "delivered")
         self._health(channel, None)
-        log.info("delivered", channel=channel, action=action, dedup_key=row["dedup_key"])
+        log.info("delivered", channel=channel, action=action, dedup_key=row.dedup_key)
         return _Attempt(Outcome.DELIVERED)
 
     def _count(self, action: str, level: str, channel: str, result: str) -> None:
@@ -275,19 +206,17 @@ class OutboxSender:
     async def retry_parked(self, channel: str | None = None) -> int:
         """Makes the rows parked by a refusal due now (of ``channel``, or all): after the
         configuration changed. Returns how many."""
-        async with self._pool.acquire() as conn:
-            status = await conn.execute(self._sql(_RETRY_PARKED), channel)
+        count = await self._outbox.retry_parked(channel)
         for state in self._channels.values():
             if channel is None or state.name == channel:
                 state.not_before = 0.0
                 state.wakeup.set()
-        return int(status.split()[-1])
+        return count
 
     async def export_backlog(self) -> None:
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(self._sql(_BACKLOG))
-        self.metrics.outbox_pending.set(row["pending"])
-        self.metrics.outbox_oldest_age.set(float(row["oldest"] or 0))
+        pending, oldest = await self._outbox.backlog()
+        self.metrics.outbox_pending.set(pending)
+        self.metrics.outbox_oldest_age.set(oldest)
 
     async def resend_active(self) -> int:
         """Re-sends every active escalation to Alertmanager so none expires while active."""
@@ -298,9 +227,7 @@ class OutboxSender:
         return sent
 
     async def _resend(self, notifier: AlertmanagerNotifier) -> int:
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(self._sql(_ACTIVE_FOR), notifier.name)
-        alerts = [json.loads(row["alert"]) for row in rows]
+        alerts = await self._outbox.active_alerts(notifier.name)
         if not alerts:
             return 0
         try:
@@ -318,9 +245,9 @@ class OutboxSender:
             if state.probing:
                 if (wait := state.not_before - loop.time()) > 0:
                     return wait
-                attempt = await self._attempt(_CLAIM_PROBE, state.name)
+                attempt = await self._attempt("claim_probe", state.name)
             else:
-                attempt = await self._attempt(_CLAIM_CHANNEL, state.name)
+                attempt = await self._attempt("claim_channel", state.name)
             if attempt is None:
                 break
             if attempt.outcome is Outcome.FAILED:
@@ -330,12 +257,10 @@ class OutboxSender:
                 return pause
             if attempt.outcome is Outcome.DELIVERED and state.probing:
                 state.probing = False
-                async with self._pool.acquire() as conn:
-                    await conn.execute(self._sql(_RECOVERED), state.name)
+                await self._outbox.recovered(state.name)
                 log.info("channel_recovered", channel=state.name)
-        async with self._pool.acquire() as conn:
-            due = await conn.fetchval(self._sql(_NEXT_DUE), state.name)
-        return TICK if due is None or state.probing else min(TICK, float(due))
+        due = await self._outbox.next_due(state.name)
+        return TICK if due is None or state.probing else min(TICK, due)
 
     async def _run_channel(self, state: _Channel, resend_interval: float | None) -> None:
         loop = asyncio.get_running_loop()
@@ -351,12 +276,8 @@ class OutboxSender:
                     assert isinstance(notifier, AlertmanagerNotifier) and resend_interval
                     next_resend = loop.time() + resend_interval
                     await self._resend(notifier)
-            except DB_ERRORS as error:
-                log.error(
-                    "outbox_unavailable",
-                    channel=state.name,
-                    error=f"{type(error).__name__}: {error}",
-                )
+            except DatabaseUnavailable as error:
+                log.error("outbox_unavailable", channel=state.name, error=str(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.wakeup.wait(), timeout=max(0.0, wait))
 
@@ -364,11 +285,11 @@ class OutboxSender:
         """The backlog gauges, and rows of channels no longer configured (parked, named)."""
         while not self._stop.is_set():
             try:
-                while await self._attempt(_CLAIM_ORPHAN, list(self.notifiers)) is not None:
+                while await self._attempt("claim_orphan", list(self.notifiers)) is not None:
                     pass
                 await self.export_backlog()
-            except DB_ERRORS as error:
-                log.error("outbox_unavailable", error=f"{type(error).__name__}: {error}")
+            except DatabaseUnavailable as error:
+                log.error("outbox_unavailable", error=str(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=TICK)
 
@@ -376,7 +297,7 @@ class OutboxSender:
         """Delivers until stopped: one task per channel (woken by the daemon after each flush,
         else every second) and one for housekeeping. Parked rows are retried once at start:
         channel settings change with a restart."""
-        with contextlib.suppress(*DB_ERRORS):
+        with contextlib.suppress(DatabaseUnavailable):
             await self.retry_parked()
         tasks = [
             asyncio.create_task(self._run_channel(state, resend_interval))

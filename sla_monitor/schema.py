@@ -41,6 +41,11 @@ from sla_monitor.sources.rt import (
     RT_PRIORITIES,
     RT_STATUSES,
 )
+from sla_monitor.sources.sql.defaults import (
+    CHANGED_TICKETS_QUERY,
+    EVENTS_QUERY,
+    OPEN_TICKETS_QUERY,
+)
 from sla_monitor.templates import TemplateProblem, UpdateTemplates
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
@@ -197,26 +202,9 @@ class SourceSettings(_Section):
     # How often the tracked tickets are checked against the open set, so that a ticket
     # deleted or merged away (no change to read) stops being tracked and escalated.
     reconcile_interval: Duration = 600.0
-    changed_tickets_query: str = (
-        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject,\n"
-        "       requester_language AS language, requester_timezone AS timezone\n"
-        "FROM helpdesk.tickets\n"
-        "WHERE updated_at > $1::timestamptz\n"
-        "ORDER BY updated_at"
-    )
-    open_tickets_query: str = (
-        "SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject,\n"
-        "       requester_language AS language, requester_timezone AS timezone\n"
-        "FROM helpdesk.tickets\n"
-        "WHERE status <> ALL($1::text[])"
-    )
-    events_query: str = (
-        "SELECT ticket_id::text AS ticket_id, created_at AS at, kind, new_value AS value,\n"
-        "       old_value AS previous_value\n"
-        "FROM helpdesk.ticket_events\n"
-        "WHERE ticket_id = ANY($1::text[]::bigint[])\n"
-        "ORDER BY ticket_id, created_at, id"
-    )
+    changed_tickets_query: str = CHANGED_TICKETS_QUERY
+    open_tickets_query: str = OPEN_TICKETS_QUERY
+    events_query: str = EVENTS_QUERY
 
     @field_validator("dsn")
     @classmethod

@@ -9,15 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-import asyncpg
 
+from sla_monitor.database import Pool
+from sla_monitor.errors import DATABASE_ERRORS
 from sla_monitor.notifiers import DeliveryError
 
 
 class HelpdeskSqlUpdater:
     name = "helpdesk"
 
-    def __init__(self, pool: asyncpg.Pool, insert_query: str, author: str) -> None:
+    def __init__(self, pool: Pool, insert_query: str, author: str) -> None:
         self._pool = pool
         self._query = insert_query
         self._author = author
@@ -34,5 +35,5 @@ class HelpdeskSqlUpdater:
                     alert["dedup_key"],
                     self._author,
                 )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except DATABASE_ERRORS as error:
             raise DeliveryError(f"update insert failed: {type(error).__name__}: {error}") from error

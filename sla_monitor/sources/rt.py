@@ -9,19 +9,12 @@ The source is the generic SQL source with queries over RT's own schema:
   Comment is internal; Status changes and Set Priority are status and priority changes.
 RT keeps its timestamps as UTC without a zone, hence every ``AT TIME ZONE 'UTC'``.
 
-Progress updates are posted as a correspondence through REST2, never by writing RT's tables.
+These queries are the source's defaults (config.py applies them when source.kind = 'rt'),
+composed here from the ticket columns and the priority mapping they share. Progress updates
+are posted by sla_monitor.notifiers.rt, through REST2, never by writing RT's tables.
 """
 
 from __future__ import annotations
-
-import json
-from datetime import datetime
-from typing import Any
-
-import aiohttp
-import asyncpg
-
-from sla_monitor.notifiers import DeliveryError, post_json
 
 RT_PRIORITIES = ["high", "medium", "low"]
 RT_STATUSES = {
@@ -86,50 +79,3 @@ WHERE tr.objecttype = 'RT::Ticket'
   AND (tr.type IN ('Correspond', 'Comment', 'Status')
        OR (tr.type = 'Set' AND tr.field = 'Priority'))
 ORDER BY tr.objectid, tr.created, tr.id"""
-
-# Did sla-monitor's user already correspond on the ticket since the window opened?
-_ALREADY_POSTED = """
-SELECT EXISTS (
-    SELECT 1 FROM transactions tr JOIN users u ON u.id = tr.creator
-    WHERE tr.objecttype = 'RT::Ticket' AND tr.objectid = $1::text::integer
-      AND tr.type = 'Correspond' AND u.name = $2
-      AND tr.created >= ($3::timestamptz AT TIME ZONE 'UTC'))"""
-
-
-class RtUpdater:
-    """Posts a progress update as a correspondence through RT's REST2 API.
-
-    When a delivery is uncertain (a retry after a crash or a timeout), RT is asked first
-    whether sla-monitor's user already corresponded since the update window opened, so a
-    customer never receives the same update twice.
-    """
-
-    name = "rt"
-
-    def __init__(self, url: str, auth: dict[str, str], author: str, pool: asyncpg.Pool) -> None:
-        self.url = url.rstrip("/")
-        self._headers = auth
-        self._author = author
-        self._pool = pool
-
-    async def already_posted(self, ticket_id: str, since: datetime) -> bool:
-        async with self._pool.acquire() as conn:
-            return bool(await conn.fetchval(_ALREADY_POSTED, ticket_id, self._author, since))
-
-    async def deliver(
-        self, session: aiohttp.ClientSession, action: str, alert: dict[str, Any]
-    ) -> None:
-        try:
-            window = datetime.fromisoformat(alert["window_start"])
-            if await self.already_posted(alert["ticket_id"], window):
-                return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise DeliveryError(f"cannot check RT before posting: {error}") from error
-        body = json.dumps({"Content": alert["body"], "ContentType": "text/plain"}).encode()
-        await post_json(
-            session,
-            self.name,
-            f"{self.url}/REST/2.0/ticket/{alert['ticket_id']}/correspond",
-            body,
-            self._headers,
-        )

@@ -257,6 +257,28 @@ def test_without_a_dsn_the_embedded_postgres_is_used(tmp_path: Path) -> None:
     assert "applied: none" in again.stdout
 
 
+async def test_migrate_builds_the_store_not_a_daemon(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Migrating needs the store's pool and schema only: nothing of the daemon is built."""
+    from sla_monitor import app, cli
+    from sla_monitor.config import Settings
+
+    def no_daemon(*args: object) -> None:
+        raise AssertionError("migrate built a daemon")
+
+    monkeypatch.setattr(app, "build_daemon", no_daemon)
+    settings = Settings(database={"dsn": database_dsn})
+    assert await cli._migrate(settings) == 0
+    assert f"applied: {migration_versions()}" in capsys.readouterr().out
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        versions = await conn.fetch("SELECT version FROM sla_monitor.schema_migrations")
+    finally:
+        await conn.close()
+    assert sorted(row["version"] for row in versions) == migration_versions()
+
+
 async def test_evaluate_shows_business_hours_deadlines(database_dsn: str, tmp_path: Path) -> None:
     """Created Friday 18:00 before Whit Monday (a German public holiday) in an office open
     Mon-Fri 09:00-17:00 Berlin time: by hand, the 1 h first response is due Tuesday 10:00,

@@ -13,6 +13,7 @@ import structlog
 from sla_monitor.app import open_pools
 from sla_monitor.config import Settings
 from sla_monitor.daemon import Hooks
+from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.store import migration_versions
 from tests.integration.helpdesk import FakeClock, at, completed, make_daemon, sample
 
@@ -315,7 +316,7 @@ async def test_outcomes_a_failed_recording_took_are_recorded_next_time(
         nonlocal calls
         calls += 1
         if calls == 2:
-            raise OSError("connection reset")
+            raise DatabaseUnavailable(OSError("connection reset"))
         return await record(*args, **kwargs)
 
     monkeypatch.setattr(daemon.store, "record", failing_second)

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from sla_monitor.engine import BadRowReason, EventKind, Ticket, TicketEvent
+from sla_monitor.errors import translates
 from sla_monitor.sources import BadRow, Batch, SourceError
 
 REFERENCE_SCHEMA = (resources.files("sla_monitor.sources.sql") / "reference_schema.sql").read_text(
@@ -62,7 +63,9 @@ def _timestamp_problem(value: Any, what: str) -> tuple[BadRowReason, str] | None
 
 
 class SqlSource:
-    """A helpdesk read through configurable SQL on an asyncpg pool."""
+    """A helpdesk read through configurable SQL on an asyncpg pool. A database that is away
+    or a query that fails raises DatabaseUnavailable (sla_monitor.errors), while streaming
+    too; a query returning the wrong columns raises SourceError."""
 
     def __init__(
         self,
@@ -93,11 +96,13 @@ class SqlSource:
     def changed_since(self, since: datetime) -> AsyncIterator[Batch]:
         return self._stream(self._changed, "changed_tickets_query", since)
 
+    @translates
     async def database_now(self) -> datetime:
         async with self._pool.acquire() as conn:
             now: datetime = await conn.fetchval("SELECT clock_timestamp()")
         return now
 
+    @translates
     async def open_ticket_ids(self) -> set[str]:
         # The configured open-tickets query, reduced to its ids: PostgreSQL computes only what
         # the outer query reads, and no event is fetched.
@@ -106,6 +111,7 @@ class SqlSource:
             rows = await conn.fetch(query, self._resolved)
         return {row[0] for row in rows}
 
+    @translates
     async def _stream(self, query: str, name: str, *args: Any) -> AsyncIterator[Batch]:
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
             cursor = conn.cursor(query, *args, prefetch=self._batch_size)

@@ -1,0 +1,103 @@
+-- The state store's queries (sla_monitor.store.StateStore), loaded by sla_monitor.sql.
+-- {schema} is replaced by the configured schema name (a validated identifier).
+
+-- name: create_schema
+CREATE SCHEMA IF NOT EXISTS "{schema}"
+
+-- name: create_versions
+CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: migration_lock
+SELECT pg_advisory_xact_lock($1)
+
+-- name: applied_versions
+SELECT version FROM {schema}.schema_migrations
+
+-- name: record_version
+INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)
+
+-- name: load_watermark
+SELECT changed_at FROM {schema}.watermarks WHERE source = $1
+
+-- name: save_watermark
+INSERT INTO {schema}.watermarks (source, changed_at) VALUES ($1, $2)
+ON CONFLICT (source) DO UPDATE SET changed_at = EXCLUDED.changed_at, saved_at = now()
+
+-- name: record_breaches
+INSERT INTO {schema}.breaches (source, ticket_id, clock, window_key, breached_at, priority, queue)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                         $7::text[])
+ON CONFLICT DO NOTHING
+RETURNING ticket_id, clock, window_key, priority, queue
+
+-- name: record_completions
+INSERT INTO {schema}.completions
+    (source, ticket_id, clock, window_key, stopped_at, met, elapsed_seconds, priority, queue)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::boolean[],
+                         $7::float8[], $8::text[], $9::text[])
+ON CONFLICT DO NOTHING
+RETURNING ticket_id, clock, window_key, met, elapsed_seconds, priority, queue
+
+-- name: resolve_escalations
+-- Driven from the tickets (a nested loop over the active-escalations index) and with the
+-- still-active keys hashed: `ticket_id = ANY($2) AND dedup_key <> ALL($3)` compared every row
+-- with both arrays, and a plan cached while the table was empty scanned all of it, which made
+-- a first sync of a large backlog quadratic (minutes per chunk at 140 k escalations).
+WITH resolved AS (
+    UPDATE {schema}.escalations e SET resolved_at = now()
+    FROM unnest($2::text[]) AS t (ticket_id)
+    WHERE e.source = $1 AND e.ticket_id = t.ticket_id AND e.resolved_at IS NULL
+      AND e.dedup_key NOT IN (SELECT unnest($3::text[]))
+    RETURNING e.dedup_key, e.channels, e.alert
+)
+INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
+SELECT dedup_key, 'resolve', unnest(channels), alert FROM resolved
+ON CONFLICT DO NOTHING
+RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
+
+-- name: trigger_escalations
+WITH inserted AS (
+    INSERT INTO {schema}.escalations (dedup_key, source, ticket_id, clock, level, channels, alert)
+    SELECT key, $1, ticket, clock, level, string_to_array(channels, ','), alert
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
+        AS wanted (key, ticket, clock, level, channels, alert)
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING dedup_key, channels, alert
+)
+INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
+SELECT dedup_key, 'trigger', unnest(channels), alert FROM inserted
+ON CONFLICT DO NOTHING
+RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
+
+-- name: escalated_tickets
+SELECT DISTINCT ticket_id FROM {schema}.escalations WHERE source = $1 AND resolved_at IS NULL
+
+-- name: record_updates
+WITH wanted AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                         $7::timestamptz[])
+        AS w (key, ticket, window_start, language, body, owed_at)
+), allowed AS (
+    -- The cap: no more than $8 updates per ticket in the 24 hours before this one.
+    SELECT w.* FROM wanted w
+    WHERE (SELECT count(*) FROM {schema}.customer_updates u
+           WHERE u.source = $1 AND u.ticket_id = w.ticket
+             AND u.owed_at > w.owed_at - interval '24 hours') < $8
+), inserted AS (
+    INSERT INTO {schema}.customer_updates
+        (idempotency_key, source, ticket_id, window_start, language, body, owed_at)
+    SELECT key, $1, ticket, window_start, language, body, owed_at FROM allowed
+    ON CONFLICT DO NOTHING
+    RETURNING idempotency_key, ticket_id, body, window_start
+)
+INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
+SELECT idempotency_key, 'update', $9,
+       jsonb_build_object('dedup_key', idempotency_key, 'ticket_id', ticket_id, 'body', body,
+                          'window_start', window_start)
+FROM inserted
+ON CONFLICT DO NOTHING
+RETURNING dedup_key, action, channel, NULL::text AS level
