@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 
-from sla_monitor.alerts import EscalationPlanner
 from sla_monitor.backoff import backoff
 from sla_monitor.config import (
     ConfigError,
@@ -25,8 +24,9 @@ from sla_monitor.config import (
 )
 from sla_monitor.daemon import Daemon, Hooks, Timing
 from sla_monitor.database import Pool, create_pool
-from sla_monitor.engine.updates import QuietHours
+from sla_monitor.engine.owed_updates import QuietHours
 from sla_monitor.errors import DatabaseUnavailable
+from sla_monitor.escalation_planner import EscalationPlanner
 from sla_monitor.http import start_http
 from sla_monitor.metrics import Metrics
 from sla_monitor.notifiers import Notifier
@@ -42,7 +42,7 @@ from sla_monitor.store import StateStore
 from sla_monitor.systemd import SystemdHeartbeat, SystemdNotifier
 from sla_monitor.templates import UpdateTemplates
 from sla_monitor.tracker import Tracker
-from sla_monitor.updates import UpdatePlanner
+from sla_monitor.update_planner import UpdatePlanner
 
 log = structlog.get_logger("sla_monitor.app")
 

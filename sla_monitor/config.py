@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from sla_monitor.engine import Policy, PolicyRule, PolicySet, StatusMap
-from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
+from sla_monitor.engine.calendar_protocol import Calendar, ContinuousCalendar
 from sla_monitor.engine.escalation import EscalationLevel, Trigger
 from sla_monitor.engine.model import Clock
 from sla_monitor.schema import PolicySettings, Settings, dsn_problem, parse_duration

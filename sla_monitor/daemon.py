@@ -19,16 +19,16 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from sla_monitor.alerts import EscalationPlanner
 from sla_monitor.backoff import backoff
 from sla_monitor.engine import PolicySet
 from sla_monitor.errors import DatabaseUnavailable
+from sla_monitor.escalation_planner import EscalationPlanner
 from sla_monitor.judge import Judge
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources import Batch, Source, SourceError
 from sla_monitor.store import StateStore
 from sla_monitor.tracker import Tracker
-from sla_monitor.updates import UpdatePlanner
+from sla_monitor.update_planner import UpdatePlanner
 
 log = structlog.get_logger("sla_monitor.daemon")
 

@@ -10,9 +10,9 @@ from datetime import datetime
 
 import structlog
 
-from sla_monitor.alerts import EscalationPlanner, escalation_state
 from sla_monitor.engine import BadRowReason, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError
+from sla_monitor.escalation_planner import EscalationPlanner, escalation_state
 from sla_monitor.metrics import Metrics
 from sla_monitor.records import (
     EscalationRow,
@@ -23,7 +23,7 @@ from sla_monitor.records import (
 )
 from sla_monitor.sources import BadRow, Batch
 from sla_monitor.tracker import Tracker
-from sla_monitor.updates import UpdatePlanner
+from sla_monitor.update_planner import UpdatePlanner
 
 log = structlog.get_logger("sla_monitor.judge")
 

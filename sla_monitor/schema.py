@@ -27,13 +27,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from sla_monitor.engine import Policy
 from sla_monitor.engine.business_calendar import WEEKDAYS, BusinessCalendar, parse_hours
+from sla_monitor.engine.owed_updates import QuietHours
 from sla_monitor.engine.policy import (
     DEFAULT_OPEN_STATUSES,
     DEFAULT_PAUSED_STATUSES,
     DEFAULT_PRIORITIES,
     DEFAULT_RESOLVED_STATUSES,
 )
-from sla_monitor.engine.updates import QuietHours
 from sla_monitor.sources.rt import (
     RT_CHANGED_TICKETS_QUERY,
     RT_EVENTS_QUERY,

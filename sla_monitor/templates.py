@@ -15,8 +15,8 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-# The values the planner renders a template with (sla_monitor/updates.py), by example: its keys
-# are the only names a template may use besides Jinja2's own globals (range, cycler, ...).
+# The values the planner renders a template with (sla_monitor/update_planner.py), by example:
+# its keys are the only names a template may use besides Jinja2's own globals (range, ...).
 SAMPLE = {
     "ticket_id": "4711",
     "subject": "Website down",

@@ -1,6 +1,6 @@
 """The pure SLA engine: functions of (ticket history, policy, now). No I/O, no wall clock."""
 
-from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
+from sla_monitor.engine.calendar_protocol import Calendar, ContinuousCalendar
 from sla_monitor.engine.clocks import ClockStatus, TicketEvaluation, evaluate_ticket
 from sla_monitor.engine.model import (
     BadRowReason,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from sla_monitor.engine.calendar import Calendar
+from sla_monitor.engine.calendar_protocol import Calendar
 from sla_monitor.engine.model import (
     BadRowReason,
     Clock,

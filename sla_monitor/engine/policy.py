@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sla_monitor.engine.calendar import Calendar, ContinuousCalendar
+from sla_monitor.engine.calendar_protocol import Calendar, ContinuousCalendar
 from sla_monitor.engine.model import Clock, StatusCategory
 
 HOUR = 3600.0

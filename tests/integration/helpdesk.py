@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from sla_monitor.alerts import EscalationPlanner
 from sla_monitor.app import build_update_planner
 from sla_monitor.config import Settings, escalation_levels, policy_set
 from sla_monitor.daemon import Daemon, Timing
+from sla_monitor.escalation_planner import EscalationPlanner
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources.sql import REFERENCE_SCHEMA, SqlSource
 from sla_monitor.store import StateStore

@@ -106,7 +106,7 @@ def test_the_sandbox_itself_never_exposes_the_environment(
 
 def test_the_jinja2_requirement_excludes_the_sandbox_escape() -> None:
     """Jinja2 3.1.5 lets |attr reach str.format and os.environ (CVE-2025-27516)."""
-    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     (requirement,) = [
         d for d in pyproject["project"]["dependencies"] if d.lower().startswith("jinja2")
     ]

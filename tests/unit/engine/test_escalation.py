@@ -8,7 +8,7 @@ import pytest
 
 from sla_monitor.engine import Clock, EventKind, PolicySet, evaluate_ticket
 from sla_monitor.engine.escalation import EscalationLevel, Trigger, active_escalations
-from tests.engine.test_clocks import POLICIES, at, ticket
+from tests.unit.engine.test_clocks import POLICIES, at, ticket
 
 TEAM = EscalationLevel("team", Trigger.AT_RISK, ("alertmanager",))
 ONCALL = EscalationLevel("oncall", Trigger.BREACHED, ("alertmanager", "pagerduty"))

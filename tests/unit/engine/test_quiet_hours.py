@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sla_monitor.engine.updates import QuietHours
+from sla_monitor.engine.owed_updates import QuietHours
 
 NIGHT = QuietHours.parse("22:00-08:00")
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from sla_monitor.engine import EventKind, evaluate_ticket
-from sla_monitor.engine.updates import QuietHours, owed_update
-from tests.engine.test_clocks import POLICIES, T0, at, ticket
+from sla_monitor.engine.owed_updates import QuietHours, owed_update
+from tests.unit.engine.test_clocks import POLICIES, T0, at, ticket
 
 HOUR = 3600.0
 

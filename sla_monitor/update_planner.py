@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from sla_monitor.alerts import humanize
 from sla_monitor.engine import Ticket, TicketEvaluation
-from sla_monitor.engine.updates import QuietHours, owed_update
+from sla_monitor.engine.owed_updates import QuietHours, owed_update
+from sla_monitor.escalation_planner import humanize
 from sla_monitor.records import OwedUpdateRow, OwedUpdates
 from sla_monitor.templates import UpdateTemplates, format_when
 
-log = structlog.get_logger("sla_monitor.updates")
+log = structlog.get_logger("sla_monitor.update_planner")
 
 # How long an update the store refused (the daily cap), or that failed to render, waits
 # before it is asked again.
