@@ -31,7 +31,7 @@ from common import helpdesk
 
 from sla_monitor.app import POOL_OPTIONS, build_daemon, build_sender
 from sla_monitor.config import Settings
-from sla_monitor.daemon import Hooks
+from sla_monitor.daemon_options import Hooks
 from sla_monitor.logs import configure_logging
 
 

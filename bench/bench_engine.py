@@ -24,7 +24,7 @@ from sla_monitor.engine import (
     evaluate_ticket,
 )
 from sla_monitor.engine.business_calendar import BusinessCalendar, parse_hours
-from sla_monitor.engine.calendar import Calendar
+from sla_monitor.engine.calendar_protocol import Calendar
 
 HOUR = 3600
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

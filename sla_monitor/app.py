@@ -22,12 +22,14 @@ from sla_monitor.config import (
     load_settings,
     policy_set,
 )
-from sla_monitor.daemon import Daemon, Hooks, Timing
+from sla_monitor.daemon import Daemon
+from sla_monitor.daemon_options import Hooks, Timing
 from sla_monitor.database import Pool, create_pool
 from sla_monitor.engine.owed_updates import QuietHours
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.escalation_planner import EscalationPlanner
 from sla_monitor.http import start_http
+from sla_monitor.judge import Judge
 from sla_monitor.metrics import Metrics
 from sla_monitor.notifiers import Notifier
 from sla_monitor.notifiers.alertmanager import AlertmanagerNotifier
@@ -251,16 +253,8 @@ def build_daemon(
     escalations = EscalationPlanner(
         settings.source.name, escalation_levels(settings), settings.escalation.ticket_url
     )
-    return Daemon(
-        source=source,
-        store=store,
-        tracker=tracker,
-        metrics=metrics,
-        timing=timing,
-        hooks=hooks or Hooks(),
-        escalations=escalations,
-        updates=build_update_planner(settings),
-    )
+    judge = Judge(source.name, tracker, metrics, escalations, build_update_planner(settings))
+    return Daemon(source, store, judge, timing, hooks)
 
 
 async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:

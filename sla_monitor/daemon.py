@@ -14,21 +14,17 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from sla_monitor.backoff import backoff
+from sla_monitor.daemon_options import Hooks, Timing
 from sla_monitor.engine import PolicySet
 from sla_monitor.errors import DatabaseUnavailable
-from sla_monitor.escalation_planner import EscalationPlanner
 from sla_monitor.judge import Judge
-from sla_monitor.metrics import Metrics
-from sla_monitor.sources import Batch, Source, SourceError
+from sla_monitor.sources import Source, SourceError
 from sla_monitor.store import StateStore
-from sla_monitor.tracker import Tracker
-from sla_monitor.update_planner import UpdatePlanner
 
 log = structlog.get_logger("sla_monitor.daemon")
 
@@ -43,60 +39,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class Timing:
-    """When the loop acts, in seconds (see README for each)."""
-
-    poll_interval: float = 15.0
-    watermark_lag: float = 30.0  # how late a commit may arrive and still be read
-    backfill: float = 0.0  # how far back a first start reads changes
-    reconcile_interval: float = 600.0  # tracked tickets checked against the open set
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """What the served process adds: ``heartbeat(ready, status)`` after every cycle and at
-    least every heartbeat_interval (the systemd watchdog); ``sync_progress(count)`` after
-    every batch of a sync (a million tickets take minutes, and systemd must hear that it
-    advances); ``on_outbox()`` after outbox rows are committed; ``freeze_gc`` hides what the
-    first sync leaves from the collector (not in tests sharing one interpreter)."""
-
-    heartbeat: Callable[[bool, str], None] | None = None
-    heartbeat_interval: float = 1.0
-    sync_progress: Callable[[int], None] | None = None
-    on_outbox: Callable[[], None] | None = None
-    freeze_gc: bool = False
-
-
 class Daemon:
-    """One source watched by one tracker. ``clock`` is injectable for tests."""
+    """One source, judged by ``judge`` (which holds the tracker, the metrics and the
+    planners), recorded in ``store``. ``clock`` is injectable for tests."""
 
     def __init__(
         self,
         source: Source,
         store: StateStore,
-        tracker: Tracker,
-        metrics: Metrics,
+        judge: Judge,
         timing: Timing | None = None,
         hooks: Hooks | None = None,
-        escalations: EscalationPlanner | None = None,
-        updates: UpdatePlanner | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.source = source
         self.store = store
-        self.tracker = tracker
-        self.metrics = metrics
+        self.judge = judge
+        self.tracker = judge.tracker
+        self.metrics = judge.metrics
         self.timing = timing or Timing()
         self.hooks = hooks or Hooks()
         self.clock = clock
-        self.judge = Judge(
-            source.name,
-            tracker,
-            metrics,
-            EscalationPlanner(source.name, ()) if escalations is None else escalations,
-            updates,
-        )
         self.watermark: datetime | None = None
         self.ready = False
         self.last_error: str | None = None
@@ -105,8 +68,6 @@ class Daemon:
         self._next_reconcile = 0.0  # 0: at the first poll after the sync
         self._failures = 0
         self._resync = False  # read every open ticket again at the next poll (after a reload)
-
-    # --- lifecycle ------------------------------------------------------------------------
 
     def stop(self) -> None:
         self._stop.set()
@@ -174,18 +135,14 @@ class Daemon:
             # 1 s after the first failure, doubling to 32 s, never longer than the interval.
             delay = backoff(self._failures, 0.5, min(self.timing.poll_interval, 32.0))
             self._next_poll = time.monotonic() + delay
-            self._failed(error)
-
-    def _failed(self, error: BaseException) -> None:
-        kind = "source" if isinstance(error, SourceError) else "database"
-        self.down(f"{type(error).__name__}: {error}")
-        self.metrics.poll_errors.labels(kind).inc()
-        # An outage of minutes is a handful of lines: the first failure, then the 2nd, 4th,
-        # 8th ... (the counter and /readyz carry every one).
-        if self._failures & (self._failures - 1) == 0:
-            log.error("poll_failed", kind=kind, error=self.last_error, failures=self._failures)
-
-    # --- one cycle ------------------------------------------------------------------------
+            kind = "source" if isinstance(error, SourceError) else "database"
+            # DatabaseUnavailable's text names the driver's error type already.
+            self.down(f"{type(error).__name__}: {error}" if kind == "source" else str(error))
+            self.metrics.poll_errors.labels(kind).inc()
+            # An outage of minutes is a handful of lines: the 1st, 2nd, 4th, 8th ... failure
+            # (the counter and /readyz carry every one).
+            if self._failures & (self._failures - 1) == 0:
+                log.error("poll_failed", kind=kind, error=self.last_error, failures=self._failures)
 
     async def poll_once(self) -> None:
         """One cycle: first a full sync of open tickets, then changes since the watermark."""
@@ -231,9 +188,7 @@ class Daemon:
 
         Tickets left out as bad rows (an unknown priority, say) may be fine now: every open
         ticket is read again at the next poll (unchanged tracked ones are not judged again)."""
-        self.tracker.policies = policies
-        self.judge.absorb(Batch(tickets=self.tracker.tickets()), self.clock(), rejudge=True)
-        self.judge.forget_bad_rows()
+        self.judge.reload(policies, self.clock())
         self._resync = True
         self.request_poll()
         self.metrics.tracked_tickets.set(len(self.tracker))
@@ -310,8 +265,6 @@ class Daemon:
             await recording
         await self._flush(None)
         return count
-
-    # --- handing off ----------------------------------------------------------------------
 
     async def _flush(self, watermark: datetime | None) -> None:
         """Records what judging handed on (and the watermark) in one transaction.

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import structlog
 
-from sla_monitor.engine import BadRowReason, TicketEvaluation
+from sla_monitor.engine import BadRowReason, PolicySet, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError
 from sla_monitor.escalation_planner import EscalationPlanner, escalation_state
 from sla_monitor.metrics import Metrics
@@ -119,8 +119,11 @@ class Judge:
             self.escalations.leave(ticket_id)
         return stale
 
-    def forget_bad_rows(self) -> None:
-        """After a reload: rows left out may be fine now, and are reported again if not."""
+    def reload(self, policies: PolicySet, now: datetime) -> None:
+        """New policies: every tracked ticket is judged again, and rows left out as bad may be
+        fine now (reported again if not)."""
+        self.tracker.policies = policies
+        self.absorb(Batch(tickets=self.tracker.tickets()), now, rejudge=True)
         self._bad.clear()
 
     def bad_row(self, bad: BadRow) -> None:

@@ -9,8 +9,10 @@ import asyncpg
 
 from sla_monitor.app import build_update_planner
 from sla_monitor.config import Settings, escalation_levels, policy_set
-from sla_monitor.daemon import Daemon, Timing
+from sla_monitor.daemon import Daemon
+from sla_monitor.daemon_options import Timing
 from sla_monitor.escalation_planner import EscalationPlanner
+from sla_monitor.judge import Judge
 from sla_monitor.metrics import Metrics
 from sla_monitor.sources.sql import REFERENCE_SCHEMA, SqlSource
 from sla_monitor.store import StateStore
@@ -110,16 +112,18 @@ def make_daemon(
         settings.statuses.resolved,
         initial_status="new",
     )
+    judge = Judge(
+        "helpdesk",
+        tracker,
+        Metrics(tracker, max_queues=settings.daemon.max_queues),
+        EscalationPlanner("helpdesk", escalation_levels(settings), settings.escalation.ticket_url),
+        build_update_planner(settings),
+    )
     return Daemon(
         source=source,
         store=StateStore(pool, "sla_monitor", "helpdesk"),
-        tracker=tracker,
-        metrics=Metrics(tracker, max_queues=settings.daemon.max_queues),
+        judge=judge,
         timing=Timing(poll_interval=1.0, backfill=24 * 3600.0),
-        escalations=EscalationPlanner(
-            "helpdesk", escalation_levels(settings), settings.escalation.ticket_url
-        ),
-        updates=build_update_planner(settings),
         clock=clock,
     )
 

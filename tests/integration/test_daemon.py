@@ -12,7 +12,7 @@ import structlog
 
 from sla_monitor.app import open_pools
 from sla_monitor.config import Settings
-from sla_monitor.daemon import Hooks
+from sla_monitor.daemon_options import Hooks
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.store import migration_versions
 from tests.integration.helpdesk import FakeClock, at, completed, make_daemon, sample

@@ -14,7 +14,8 @@ import pytest
 
 from sla_monitor.app import build_sender
 from sla_monitor.config import Settings
-from sla_monitor.daemon import Daemon, Hooks
+from sla_monitor.daemon import Daemon
+from sla_monitor.daemon_options import Hooks
 from sla_monitor.outbox import OutboxSender
 from tests.integration.helpdesk import FakeClock, make_daemon, sample
 from tests.integration.peers import (

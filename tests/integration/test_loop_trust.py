@@ -14,7 +14,8 @@ import structlog
 from sla_monitor import cli
 from sla_monitor.app import TaskCrashed, serve
 from sla_monitor.config import Settings, policy_set
-from sla_monitor.daemon import Daemon, Timing
+from sla_monitor.daemon import Daemon
+from sla_monitor.daemon_options import Timing
 from sla_monitor.engine import Policy, PolicyRule, PolicySet
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
 from tests.integration.helpdesk import FakeClock, Helpdesk, make_daemon, sample
