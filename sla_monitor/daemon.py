@@ -23,8 +23,8 @@ from sla_monitor.daemon_options import Hooks, Timing
 from sla_monitor.engine import PolicySet
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.judge import Judge
+from sla_monitor.records import Recorder
 from sla_monitor.sources import Source, SourceError
-from sla_monitor.store import StateStore
 
 log = structlog.get_logger("sla_monitor.daemon")
 
@@ -46,7 +46,7 @@ class Daemon:
     def __init__(
         self,
         source: Source,
-        store: StateStore,
+        store: Recorder,
         judge: Judge,
         timing: Timing | None = None,
         hooks: Hooks | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sla_monitor.engine.clocks import Breach, Completion
 
@@ -99,3 +99,22 @@ class NewlyRecorded:
     breaches: list[RecordedBreach]
     completions: list[RecordedCompletion]
     outbox: list[QueuedMessage] = field(default_factory=list)
+
+
+class Recorder(Protocol):
+    """The daemon's own store as the loop sees it (sla_monitor.store.StateStore; an in-memory
+    one in sla_monitor.testing). Each method may raise errors.DatabaseUnavailable."""
+
+    async def migrate(self) -> list[int]: ...
+
+    async def load_watermark(self) -> datetime | None: ...
+
+    async def escalated_tickets(self) -> list[str]: ...
+
+    async def record(
+        self,
+        outcomes: list[TicketOutcomes],
+        watermark: datetime | None,
+        escalations: EscalationState | None = None,
+        updates: OwedUpdates | None = None,
+    ) -> NewlyRecorded: ...

@@ -1,0 +1,160 @@
+"""The loop's logic without PostgreSQL: in-memory source and store (sla_monitor.testing), an
+injected clock. The same loop runs against the real database in tests/integration."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sla_monitor.config import Settings, escalation_levels, policy_set
+from sla_monitor.daemon import Daemon
+from sla_monitor.daemon_options import Timing
+from sla_monitor.engine import EventKind, Ticket, TicketEvent
+from sla_monitor.escalation_planner import EscalationPlanner
+from sla_monitor.judge import Judge
+from sla_monitor.metrics import Metrics
+from sla_monitor.testing import MemorySource, MemoryStore
+from sla_monitor.tracker import Tracker
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FIRST_RESPONSE = {"clock": "first_response", "priority": "normal", "queue": "support"}
+
+
+class Clock:
+    def __init__(self, minutes: float = 0) -> None:
+        self.now = T0 + timedelta(minutes=minutes)
+
+    def set(self, minutes: float) -> None:
+        self.now = T0 + timedelta(minutes=minutes)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def ticket(ticket_id: str, *events: tuple[float, EventKind, str | None]) -> Ticket:
+    return Ticket(
+        ticket_id=ticket_id,
+        created_at=T0,
+        queue="support",
+        initial_status="new",
+        initial_priority="normal",
+        events=tuple(TicketEvent(T0 + timedelta(minutes=m), k, v) for m, k, v in events),
+    )
+
+
+def daemon(source: MemorySource, store: MemoryStore, clock: Clock) -> Daemon:
+    settings = Settings(
+        escalation={"enabled": True, "channels": {"alertmanager": {"url": "http://127.0.0.1:9"}}}
+    )
+    tracker = Tracker(policy_set(settings))
+    metrics = Metrics(tracker)
+    judge = Judge(
+        "helpdesk",
+        tracker,
+        metrics,
+        EscalationPlanner("helpdesk", escalation_levels(settings)),
+        None,
+    )
+    timing = Timing(poll_interval=60.0, watermark_lag=0.0, reconcile_interval=0.0)
+    return Daemon(source, store, judge, timing, clock=clock)
+
+
+def value(d: Daemon, name: str, **labels: str) -> float:
+    return d.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(10)
+
+
+@pytest.fixture
+def source(clock: Clock) -> MemorySource:
+    return MemorySource(clock)
+
+
+async def test_a_breach_is_recorded_once_across_polls_and_restarts(source, clock) -> None:
+    store = MemoryStore()
+    source.put(ticket("1"))
+    first = daemon(source, store, clock)
+    await first.poll_once()
+    clock.set(61)
+    await first.refresh_due()  # the timer: breached at 60
+    await first.poll_once()
+    assert store.breaches == {("1", "first_response", "")}
+    assert value(first, "sla_monitor_breaches_total", **FIRST_RESPONSE) == 1
+    second = daemon(source, store, clock)  # a restart on the same store
+    await second.poll_once()
+    assert value(second, "sla_monitor_breaches_total", **FIRST_RESPONSE) == 0
+    triggers = [m.dedup_key for m in store.outbox if m.action == "trigger"]
+    assert len(triggers) == len(set(triggers)) == 2  # team and on-call, each once
+
+
+async def test_what_an_outage_took_is_recorded_after_it_and_timers_wait(source, clock) -> None:
+    store = MemoryStore()
+    source.put(ticket("1"))
+    d = daemon(source, store, clock)
+    await d.cycle()
+    store.away = True
+    d.request_poll()
+    await d.cycle()  # the poll fails: backoff
+    calls = store.calls
+    for minutes in range(50, 70):  # at-risk at 45, breached at 60: timers fall due
+        clock.set(minutes)
+        await d.cycle()
+    assert store.calls == calls  # judged in memory, not one call to the database
+    assert not d.ready and "away" in (d.last_error or "")
+    store.away = False
+    d.request_poll()
+    await d.cycle()
+    assert d.ready
+    assert store.breaches == {("1", "first_response", "")}
+
+
+async def test_a_ticket_deleted_from_the_helpdesk_resolves_its_escalations(source, clock) -> None:
+    store = MemoryStore()
+    source.put(ticket("1"))
+    source.put(ticket("2"))
+    clock.set(70)
+    d = daemon(source, store, clock)
+    await d.poll_once()
+    assert sum(store.escalations.values()) == 4
+    source.delete("1")
+    await d.poll_once()
+    assert "1" not in d.tracker and "2" in d.tracker
+    resolved = {m.dedup_key for m in store.outbox if m.action == "resolve"}
+    assert resolved == {k for k, ticket_id in store.escalated.items() if ticket_id == "1"}
+    assert value(d, "sla_monitor_tickets_vanished_total") == 1
+
+
+async def test_a_reply_resolves_the_alerts_and_a_resume_fires_a_new_episode(source, clock) -> None:
+    store = MemoryStore()
+    source.put(ticket("1"))
+    clock.set(46)
+    d = daemon(source, store, clock)
+    await d.poll_once()
+    assert [m.action for m in store.outbox] == ["trigger"]  # team: at risk
+    source.put(ticket("1", (50, EventKind.STATUS_CHANGE, "pending")))
+    clock.set(51)
+    await d.poll_once()
+    source.put(
+        ticket("1", (50, EventKind.STATUS_CHANGE, "pending"), (55, EventKind.STATUS_CHANGE, "open"))
+    )
+    clock.set(56)
+    await d.poll_once()
+    assert [m.action for m in store.outbox] == ["trigger", "resolve", "trigger"]
+    assert store.outbox[0].dedup_key != store.outbox[2].dedup_key
+
+
+async def test_a_reload_takes_in_tickets_left_out_as_bad_rows(source, clock) -> None:
+    store = MemoryStore()
+    source.put(replace(ticket("1"), initial_priority="p0"))
+    d = daemon(source, store, clock)
+    await d.poll_once()
+    assert "1" not in d.tracker
+    assert value(d, "sla_monitor_bad_rows_total", reason="unknown_priority") == 1
+    d.reload(policy_set(Settings(priorities=["urgent", "high", "normal", "low", "p0"])))
+    await d.poll_once()
+    assert "1" in d.tracker
