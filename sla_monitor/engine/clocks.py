@@ -1,6 +1,6 @@
 """Evaluates a ticket's SLA clocks at an instant ``now``.
 
-Rules (see shared/notes/semantics.md):
+Rules (docs/semantics.md states them for people):
 - Clocks count business seconds of the policy's calendar while the ticket is in an *open*
   status; time in a paused or resolved status does not count.
 - first_response runs from creation to the first public staff reply. A ticket resolved

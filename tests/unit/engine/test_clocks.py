@@ -1,4 +1,4 @@
-"""The clock rules of shared/notes/semantics.md, one behaviour per test, with an injected now."""
+"""The clock rules of docs/semantics.md, one behaviour per test, with an injected now."""
 
 from __future__ import annotations
 
