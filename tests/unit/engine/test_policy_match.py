@@ -37,9 +37,7 @@ def ticket(**fields: object) -> Ticket:
 
 
 def chosen(policies: PolicySet, t: Ticket) -> str:
-    return policies.policy_for(
-        t.priority, t.queue, t.customer, t.organization, t.attributes
-    ).name
+    return policies.policy_for(t.priority, t.queue, t.customer, t.organization, t.attributes).name
 
 
 def test_the_first_matching_rule_in_file_order_wins() -> None:
