@@ -229,3 +229,73 @@ async def test_a_dsn_set_after_loading_is_checked_before_connecting(tmp_path: Pa
             pass
     assert "source.dsn: the DSN cannot be parsed" in str(error.value)
     assert SECRET not in str(error.value)
+
+
+# Contracts: what a policy matches on
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            '[policies.gold]\nmatch = { plan = { name = "gold" } }\n',
+            "policies.gold.match: attribute 'plan': expected a string, number or boolean, "
+            "or a list of them, got a table",
+        ),
+        (
+            "[policies.gold]\nmatch = { plan = [[1, 2]] }\n",
+            "policies.gold.match: attribute 'plan': expected a string, number or boolean, "
+            "or a list of them, got a list inside the list",
+        ),
+        (
+            "[policies.gold]\nmatch = { plan = [] }\n",
+            "policies.gold.match: attribute 'plan': an empty list matches nothing",
+        ),
+        (
+            "[policies.gold]\nmatch = { since = 2026-01-01 }\n",
+            "policies.gold.match: attribute 'since': expected a string, number or boolean, "
+            "or a list of them, got a date",
+        ),
+        ('[policies.gold]\nmatch = "gold"\n', "policies.gold.match: Input should be a valid"),
+        ("[policies.acme]\norganizations = [1, 2]\n", "policies.acme.organizations.0:"),
+        ("[policies.acme]\ncustomers = []\n", "policies.acme.customers: List should have"),
+        ('[policies.acme]\ncustomers = "a@b.example"\n', "policies.acme.customers:"),
+    ],
+)
+def test_a_match_of_the_wrong_type_fails_naming_policy_and_field(
+    tmp_path: Path, toml: str, expected: str
+) -> None:
+    assert expected in load_error(tmp_path, toml)
+
+
+def test_a_policy_after_a_catch_all_is_shadowed(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path,
+        '[policies.everyone]\nfirst_response = "2h"\n'
+        '[policies.gold]\nmatch = { plan = "gold" }\nfirst_response = "30m"\n'
+        "[policies.default]\n",
+    )
+    assert "policies.gold: can never match: shadowed by policies.everyone" in error
+
+
+def test_a_catch_all_last_and_a_default_anywhere_are_fine(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        '[policies.default]\nfirst_response = "1h"\n'
+        '[policies.gold]\nmatch = { plan = ["gold", "platinum"], seats = 10, vip = true }\n'
+        '[policies.acme]\norganizations = ["Acme"]\ncustomers = ["ceo@acme.example"]\n'
+        '[policies.everyone]\nfirst_response = "2h"\n',
+    )
+    assert list(settings.policies) == ["default", "gold", "acme", "everyone"]
+    assert settings.policies["gold"].match == {
+        "plan": ["gold", "platinum"],
+        "seats": 10,
+        "vip": True,
+    }
+
+
+def test_an_unknown_attribute_in_a_match_is_no_error(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path, '[policies.gold]\nmatch = { no_such_field = "x" }\n[policies.default]\n'
+    )
+    assert settings.policies["gold"].match == {"no_such_field": "x"}
