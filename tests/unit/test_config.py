@@ -4,12 +4,23 @@ that never quote a secret."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import SecretStr
 
-from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings, parse_duration
+from sla_monitor.config import (
+    ConfigError,
+    Settings,
+    dsn_problem,
+    load_settings,
+    parse_duration,
+    policy_set,
+)
+from sla_monitor.engine import Clock, Ticket, evaluate_ticket
 
 SECRET = "Zq7-planted-secret-41"
 
@@ -299,3 +310,24 @@ def test_an_unknown_attribute_in_a_match_is_no_error(tmp_path: Path) -> None:
         tmp_path, '[policies.gold]\nmatch = { no_such_field = "x" }\n[policies.default]\n'
     )
     assert settings.policies["gold"].match == {"no_such_field": "x"}
+
+
+def test_the_readme_contracts_example_gives_each_customer_their_hours(tmp_path: Path) -> None:
+    """The README's example, as written there: a standard ticket created Monday 09:00 UTC is
+    due 11:00 Berlin, Acme Japan KK's Tuesday 10:00 Tokyo, a gold one 09:30 UTC."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Contracts") :]
+    example = section[section.index("```toml") + len("```toml") : section.index("```\n\n")]
+    policies = policy_set(load(tmp_path, example))
+    created = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+
+    def due(**fields: Any) -> datetime | None:
+        ticket = Ticket("1", created, "support", "new", "normal", **fields)
+        evaluation = evaluate_ticket(ticket, policies, created + timedelta(minutes=1))
+        return evaluation.clocks[Clock.FIRST_RESPONSE].deadline
+
+    assert due() == datetime(2026, 3, 2, 11, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert due(organization="Acme Japan KK") == datetime(
+        2026, 3, 3, 10, tzinfo=ZoneInfo("Asia/Tokyo")
+    )
+    assert due(attributes={"plan": "platinum"}) == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
