@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sla_monitor import __version__
 from sla_monitor.config import EX_CONFIG, ConfigError, Settings, load_settings, policy_set
 from sla_monitor.daemon import utcnow
-from sla_monitor.engine import TicketEvaluation, evaluate_ticket
+from sla_monitor.engine import PolicySet, Ticket, TicketEvaluation, evaluate_ticket
 from sla_monitor.engine.clocks import TicketError
 from sla_monitor.errors import DatabaseRefused, DatabaseUnavailable
 from sla_monitor.logs import configure_logging
@@ -125,7 +125,12 @@ async def _migrate(settings: Settings) -> int:
     return EX_OK
 
 
-def evaluation_json(evaluation: TicketEvaluation) -> dict[str, Any]:
+def evaluation_json(
+    evaluation: TicketEvaluation, matched: dict[str, Any] | str | None = None
+) -> dict[str, Any]:
+    """One ticket of ``evaluate --json``; ``matched`` says why its policy applies (see
+    ``policy_match``)."""
+
     def when(moment: Any) -> str | None:
         return None if moment is None else moment.isoformat()
 
@@ -135,6 +140,7 @@ def evaluation_json(evaluation: TicketEvaluation) -> dict[str, Any]:
         "priority": evaluation.priority,
         "queue": evaluation.queue,
         "policy": evaluation.policy,
+        "matched": matched,
         "clocks": {
             clock.value: {
                 "state": status.state.value,
@@ -150,6 +156,16 @@ def evaluation_json(evaluation: TicketEvaluation) -> dict[str, Any]:
             for clock, status in evaluation.clocks.items()
         },
     }
+
+
+def policy_match(ticket: Ticket, priority: str, policies: PolicySet) -> dict[str, Any] | str:
+    """Why the policy for ``priority`` (the ticket's, as judged) applies: the fields its rule
+    matched on (e.g. ``{"attributes.plan": "gold", "priority": "urgent"}``; ``{}`` for a rule
+    without criteria), or that no rule matched."""
+    _, matched = policies.explain(
+        priority, ticket.queue, ticket.customer, ticket.organization, ticket.attributes
+    )
+    return "default (no rule matched)" if matched is None else matched
 
 
 def _instant(text: str) -> datetime:
@@ -179,7 +195,12 @@ async def _evaluate(settings: Settings, at: datetime | None = None) -> int:
                 )
                 for ticket in batch.tickets:
                     try:
-                        tickets.append(evaluation_json(evaluate_ticket(ticket, policies, now)))
+                        evaluation = evaluate_ticket(ticket, policies, now)
+                        tickets.append(
+                            evaluation_json(
+                                evaluation, policy_match(ticket, evaluation.priority, policies)
+                            )
+                        )
                     except TicketError as error:
                         bad.append(
                             {

@@ -183,11 +183,22 @@ def policy_set(settings: Settings) -> PolicySet:
             calendar=calendars[policy.calendar],
         )
 
+    def allowed(values: list[str] | None) -> frozenset[str] | None:
+        return None if values is None else frozenset(values)
+
     rules = tuple(
         PolicyRule(
             build(name, policy),
-            priorities=None if policy.priorities is None else frozenset(policy.priorities),
-            queues=None if policy.queues is None else frozenset(policy.queues),
+            priorities=allowed(policy.priorities),
+            queues=allowed(policy.queues),
+            organizations=allowed(policy.organizations),
+            customers=allowed(policy.customers),
+            match=None
+            if not policy.match
+            else {
+                key: frozenset(value if isinstance(value, list) else [value])
+                for key, value in policy.match.items()
+            },
         )
         for name, policy in settings.policies.items()
         if name != "default"

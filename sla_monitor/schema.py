@@ -234,15 +234,58 @@ class StatusSettings(_Section):
 _POLICY = Policy()  # the engine's default targets and ratios, which a policy table overrides
 
 
+def _kind(value: Any) -> str:
+    """What a TOML value is, in the file's words."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list inside the list"
+    return f"a {type(value).__name__}"
+
+
 class PolicySettings(_Section):
+    """One contract: its targets and calendar, and the tickets it applies to. A ticket must meet
+    every criterion set: its priority, queue, organization and customer each among those
+    listed, and each ``match`` attribute equal to the value given (or one of a list of them:
+    strings, numbers or booleans; true never equals 1). Without criteria it matches every
+    ticket."""
+
     priorities: list[str] | None = None
     queues: list[str] | None = None
+    organizations: list[str] | None = Field(default=None, min_length=1)
+    customers: list[str] | None = Field(default=None, min_length=1)
+    match: dict[str, Any] | None = None
     first_response: OptionalDuration = _POLICY.first_response_seconds
     resolution: OptionalDuration = _POLICY.resolution_seconds
     update_interval: OptionalDuration = _POLICY.update_interval_seconds
     at_risk_ratio: float = Field(default=_POLICY.at_risk_ratio, gt=0, lt=1, allow_inf_nan=False)
     overdue_ratio: float = Field(default=_POLICY.overdue_ratio, gt=1, allow_inf_nan=False)
     calendar: str = "24x7"
+
+    @field_validator("match")
+    @classmethod
+    def _match_values(cls, match: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key, value in (match or {}).items():
+            if not key.strip():
+                raise ValueError("an attribute name cannot be empty")
+            values = value if isinstance(value, list) else [value]
+            if not values:
+                raise ValueError(f"attribute {key!r}: an empty list matches nothing")
+            for item in values:
+                if not isinstance(item, str | int | float | bool):
+                    raise ValueError(
+                        f"attribute {key!r}: expected a string, number or boolean, or a list "
+                        f"of them, got {_kind(item)}"
+                    )
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ValueError(f"attribute {key!r}: {item} never equals a JSON value")
+        return match
+
+    @property
+    def catch_all(self) -> bool:
+        """True when the policy sets no criterion: it matches every ticket."""
+        criteria = (self.priorities, self.queues, self.organizations, self.customers)
+        return all(c is None for c in criteria) and not self.match
 
 
 class EscalationLevelSettings(_Section):
@@ -505,6 +548,23 @@ class Settings(BaseSettings):
                         f"updates.remind_channels: channel {channel!r} needs "
                         f"[escalation.channels.{channel}]"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _policies_reachable(self) -> Settings:
+        # Rules are tried in file order; after one without criteria, no other is ever tried.
+        catch_all: str | None = None
+        for name, policy in self.policies.items():
+            if name == "default":
+                continue
+            if catch_all is not None:
+                raise ValueError(
+                    f"policies.{name}: can never match: shadowed by policies.{catch_all}, "
+                    "which has no criteria (it matches every ticket; give it some, or move it "
+                    "last, or make it the default)"
+                )
+            if policy.catch_all:
+                catch_all = name
         return self
 
     @model_validator(mode="after")

@@ -225,13 +225,21 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
     times = _Times(intervals)
     sticky = _sticky_breaches(seen, policies, times)
 
-    current = policies.policy_for(seen.priority, seen.queue)
+    current = policies.policy_for(
+        seen.priority, seen.queue, seen.customer, seen.organization, seen.attributes
+    )
     reprioritised = any(e.kind is EventKind.PRIORITY_CHANGE for e in seen.events)
 
     def policy_at(moment: datetime | None) -> Policy:
         if moment is None or not reprioritised:
             return current
-        return policies.policy_for(seen.value_at(EventKind.PRIORITY_CHANGE, moment), seen.queue)
+        return policies.policy_for(
+            seen.value_at(EventKind.PRIORITY_CHANGE, moment),
+            seen.queue,
+            seen.customer,
+            seen.organization,
+            seen.attributes,
+        )
 
     clocks: dict[Clock, ClockStatus] = {}
     completions: list[Completion] = []
@@ -591,7 +599,11 @@ def _sticky_breaches(ticket: Ticket, policies: PolicySet, times: _Times) -> dict
                 if clock in breached:
                     continue
                 policy = policies.policy_for(
-                    priority if stop is None else priority_at(stop), ticket.queue
+                    priority if stop is None else priority_at(stop),
+                    ticket.queue,
+                    ticket.customer,
+                    ticket.organization,
+                    ticket.attributes,
                 )
                 target = policy.target(clock)
                 if target is None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
+
+# A value as JSON has it: what a ticket's attributes hold (plan, ticket type, channel, ...).
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+NO_ATTRIBUTES: Mapping[str, JsonValue] = MappingProxyType({})
 
 
 class Clock(StrEnum):
@@ -53,6 +59,7 @@ class BadRowReason(StrEnum):
     CREATED_IN_FUTURE = "created_in_future"
     INFINITE_TIMESTAMP = "infinite_timestamp"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    BAD_ATTRIBUTES = "bad_attributes"  # the attributes column holds no JSON object
     EVALUATION_FAILED = "evaluation_failed"
 
 
@@ -81,7 +88,9 @@ class Ticket:
     """A ticket with its history, ordered by time. All datetimes are timezone-aware.
 
     ``initial_status`` and ``initial_priority`` are the values at creation; the current ones
-    follow from the events.
+    follow from the events. ``customer`` (the requester's id or e-mail), ``organization`` and
+    ``attributes`` (a read-only mapping of helpdesk fields: plan, type, channel, ...) say who
+    the ticket is for: policies match on them, metrics never show them.
     """
 
     ticket_id: str
@@ -93,6 +102,10 @@ class Ticket:
     events: tuple[TicketEvent, ...] = field(default=())
     language: str | None = None  # the requester's, e.g. "de"; chooses the update template
     timezone: str | None = None  # the requester's IANA zone, for quiet hours
+    customer: str | None = None
+    organization: str | None = None
+    # Not hashed (a mapping is not hashable); compared by content.
+    attributes: Mapping[str, JsonValue] = field(default_factory=lambda: NO_ATTRIBUTES, hash=False)
 
     @property
     def status(self) -> str:

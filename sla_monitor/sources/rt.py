@@ -2,8 +2,10 @@
 
 The source is the generic SQL source with queries over RT's own schema:
 - tickets: ``Tickets`` of type 'ticket' that are their own EffectiveId (not merged away),
-  their queue's name, RT's numeric priority mapped to low (< 25) / medium (< 75) / high, and the
-  first requestor's language and time zone;
+  their queue's name, RT's numeric priority mapped to low (< 25) / medium (< 75) / high, the
+  first requestor's language and time zone, and who the ticket is for: that requestor's e-mail
+  address (customer) and Organization (a field of RT's users), and as attributes RT's own
+  per-ticket ``SLA`` (``attributes.sla``) and the requestor's ``country``, when set;
 - events (``Transactions``): Correspond by a requestor (or RT_System) is a customer message,
   by the user sla-monitor posts as ($2) an automatic update, by anyone else a public staff reply;
   Comment is internal; Status changes and Set Priority are status and priority changes.
@@ -31,11 +33,16 @@ SELECT t.id::text AS ticket_id,
        t.lastupdated AT TIME ZONE 'UTC' AS updated_at,
        q.name AS queue, t.status,
        {_PRIORITY.format(column="t.priority")} AS priority,
-       t.subject, requestor.lang AS language, requestor.timezone AS timezone
+       t.subject, requestor.lang AS language, requestor.timezone AS timezone,
+       requestor.emailaddress AS customer, requestor.organization,
+       jsonb_strip_nulls(jsonb_build_object(
+           'sla', NULLIF(t.sla, ''),
+           'country', NULLIF(requestor.country, '')
+       )) AS attributes
 FROM tickets t
 JOIN queues q ON q.id = t.queue
 LEFT JOIN LATERAL (
-    SELECT u.lang, u.timezone
+    SELECT u.lang, u.timezone, u.emailaddress, u.organization, u.country
     FROM groups g
     JOIN groupmembers gm ON gm.groupid = g.id
     JOIN users u ON u.id = gm.memberid

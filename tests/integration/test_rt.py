@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -19,7 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sla_monitor.app import build_daemon, build_sender
-from sla_monitor.config import Settings
+from sla_monitor.config import PolicySettings, Settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.http import make_app
 from tests.integration.test_cli import sla_monitor
@@ -66,16 +67,19 @@ class RtHelpdesk:
         self.admin = admin
         self.created: list[str] = []
 
-    def open_ticket(self, subject: str) -> str:
+    def open_ticket(
+        self, subject: str, requestor: str = "customer@example.com", **fields: str
+    ) -> str:
         answer = rest(
             "POST",
             "ticket",
-            "customer",
+            "customer" if requestor == "customer@example.com" else "root",
             {
                 "Queue": "General",
                 "Subject": subject,
-                "Requestor": "customer@example.com",
+                "Requestor": requestor,
                 "Content": "Please help.",
+                **fields,
             },
         )
         self.created.append(str(answer["id"]))
@@ -310,6 +314,62 @@ async def test_one_progress_update_per_interval_visible_in_rt_history(
             f"%/{ticket}/update/%",
         )
     assert [r["attempts"] for r in rows] == [2]  # one update, delivered twice, posted once
+
+
+CONTRACT_CUSTOMER = "contract-customer@example.com"
+
+
+@pytest.fixture
+def contract_customer(rt: str) -> Iterator[str]:
+    """An RT user with an Organization and a Country (users cannot be deleted in RT: it is
+    enabled for the test, disabled after)."""
+    fields = {"Organization": "Acme Japan", "Country": "JP", "Disabled": "0"}
+    try:
+        rest("GET", f"user/{CONTRACT_CUSTOMER}", "root")
+        rest("PUT", f"user/{CONTRACT_CUSTOMER}", "root", fields)
+    except urllib.error.HTTPError as error:
+        if error.code != 404:
+            raise
+        rest(
+            "POST",
+            "user",
+            "root",
+            {"Name": CONTRACT_CUSTOMER, "EmailAddress": CONTRACT_CUSTOMER, **fields},
+        )
+    try:
+        yield CONTRACT_CUSTOMER
+    finally:
+        rest("PUT", f"user/{CONTRACT_CUSTOMER}", "root", {"Disabled": "1"})
+
+
+async def test_the_requestor_organization_and_rt_sla_say_who_the_ticket_is_for(
+    helpdesk, pools, database_dsn, reader_dsn, contract_customer
+) -> None:
+    """RT's per-ticket SLA and the requestor's Organization choose the policy."""
+    gold = helpdesk.open_ticket("Payment failing", requestor=contract_customer, SLA="gold")
+    plain = helpdesk.open_ticket("Question")
+    settings = rt_settings(database_dsn, reader_dsn)
+    settings.policies = {
+        "gold": PolicySettings(match={"sla": "gold"}, first_response="30m"),
+        "default": PolicySettings(),
+    }
+    daemon = await started(settings, pools)
+    tickets = {}
+    async for batch in daemon.source.open_tickets():
+        tickets.update({t.ticket_id: t for t in batch.tickets})
+    assert tickets[gold].customer == contract_customer
+    assert tickets[gold].organization == "Acme Japan"
+    assert tickets[gold].attributes == {"sla": "gold", "country": "JP"}
+    assert tickets[plain].customer == "customer@example.com"
+    assert tickets[plain].organization is None
+    assert "sla" not in tickets[plain].attributes
+
+    await daemon.poll_once()
+    gold_evaluation = daemon.tracker.evaluation(gold)
+    assert gold_evaluation is not None and gold_evaluation.policy == "gold"
+    assert gold_evaluation.clocks["first_response"].target_seconds == 1800  # type: ignore[index]
+    plain_evaluation = daemon.tracker.evaluation(plain)
+    assert plain_evaluation is not None and plain_evaluation.policy == "default"
 
 
 async def test_the_reader_role_can_only_read(reader_dsn: str) -> None:

@@ -26,6 +26,7 @@ KNOWN = {
     "infinite_timestamp",
     "timestamp_out_of_range",
     "evaluation_failed",
+    "bad_attributes",
 }
 
 

@@ -4,12 +4,23 @@ that never quote a secret."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import SecretStr
 
-from sla_monitor.config import ConfigError, Settings, dsn_problem, load_settings, parse_duration
+from sla_monitor.config import (
+    ConfigError,
+    Settings,
+    dsn_problem,
+    load_settings,
+    parse_duration,
+    policy_set,
+)
+from sla_monitor.engine import Clock, Ticket, evaluate_ticket
 
 SECRET = "Zq7-planted-secret-41"
 
@@ -229,3 +240,94 @@ async def test_a_dsn_set_after_loading_is_checked_before_connecting(tmp_path: Pa
             pass
     assert "source.dsn: the DSN cannot be parsed" in str(error.value)
     assert SECRET not in str(error.value)
+
+
+# Contracts: what a policy matches on
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            '[policies.gold]\nmatch = { plan = { name = "gold" } }\n',
+            "policies.gold.match: attribute 'plan': expected a string, number or boolean, "
+            "or a list of them, got a table",
+        ),
+        (
+            "[policies.gold]\nmatch = { plan = [[1, 2]] }\n",
+            "policies.gold.match: attribute 'plan': expected a string, number or boolean, "
+            "or a list of them, got a list inside the list",
+        ),
+        (
+            "[policies.gold]\nmatch = { plan = [] }\n",
+            "policies.gold.match: attribute 'plan': an empty list matches nothing",
+        ),
+        (
+            "[policies.gold]\nmatch = { since = 2026-01-01 }\n",
+            "policies.gold.match: attribute 'since': expected a string, number or boolean, "
+            "or a list of them, got a date",
+        ),
+        ('[policies.gold]\nmatch = "gold"\n', "policies.gold.match: Input should be a valid"),
+        ("[policies.acme]\norganizations = [1, 2]\n", "policies.acme.organizations.0:"),
+        ("[policies.acme]\ncustomers = []\n", "policies.acme.customers: List should have"),
+        ('[policies.acme]\ncustomers = "a@b.example"\n', "policies.acme.customers:"),
+    ],
+)
+def test_a_match_of_the_wrong_type_fails_naming_policy_and_field(
+    tmp_path: Path, toml: str, expected: str
+) -> None:
+    assert expected in load_error(tmp_path, toml)
+
+
+def test_a_policy_after_a_catch_all_is_shadowed(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path,
+        '[policies.everyone]\nfirst_response = "2h"\n'
+        '[policies.gold]\nmatch = { plan = "gold" }\nfirst_response = "30m"\n'
+        "[policies.default]\n",
+    )
+    assert "policies.gold: can never match: shadowed by policies.everyone" in error
+
+
+def test_a_catch_all_last_and_a_default_anywhere_are_fine(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        '[policies.default]\nfirst_response = "1h"\n'
+        '[policies.gold]\nmatch = { plan = ["gold", "platinum"], seats = 10, vip = true }\n'
+        '[policies.acme]\norganizations = ["Acme"]\ncustomers = ["ceo@acme.example"]\n'
+        '[policies.everyone]\nfirst_response = "2h"\n',
+    )
+    assert list(settings.policies) == ["default", "gold", "acme", "everyone"]
+    assert settings.policies["gold"].match == {
+        "plan": ["gold", "platinum"],
+        "seats": 10,
+        "vip": True,
+    }
+
+
+def test_an_unknown_attribute_in_a_match_is_no_error(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path, '[policies.gold]\nmatch = { no_such_field = "x" }\n[policies.default]\n'
+    )
+    assert settings.policies["gold"].match == {"no_such_field": "x"}
+
+
+def test_the_readme_contracts_example_gives_each_customer_their_hours(tmp_path: Path) -> None:
+    """The README's example, as written there: a standard ticket created Monday 09:00 UTC is
+    due 11:00 Berlin, Acme Japan KK's Tuesday 10:00 Tokyo, a gold one 09:30 UTC."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Contracts") :]
+    example = section[section.index("```toml") + len("```toml") : section.index("```\n\n")]
+    policies = policy_set(load(tmp_path, example))
+    created = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+
+    def due(**fields: Any) -> datetime | None:
+        ticket = Ticket("1", created, "support", "new", "normal", **fields)
+        evaluation = evaluate_ticket(ticket, policies, created + timedelta(minutes=1))
+        return evaluation.clocks[Clock.FIRST_RESPONSE].deadline
+
+    assert due() == datetime(2026, 3, 2, 11, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert due(organization="Acme Japan KK") == datetime(
+        2026, 3, 3, 10, tzinfo=ZoneInfo("Asia/Tokyo")
+    )
+    assert due(attributes={"plan": "platinum"}) == datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

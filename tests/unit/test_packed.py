@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,15 @@ from sla_monitor.packed import TicketPacker
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WORDS = st.sampled_from(["new", "open", "pending", "resolved", "urgent", "low", "billing"])
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
 MOMENTS = st.datetimes(
     min_value=datetime(1950, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
 )
@@ -39,6 +49,9 @@ def tickets(draw: st.DrawFn) -> Ticket:
         events=events,
         language=draw(st.none() | st.sampled_from(["en", "de"])),
         timezone=draw(st.none() | st.sampled_from(["Europe/Berlin", "UTC"])),
+        customer=draw(st.none() | st.text(max_size=30)),
+        organization=draw(st.none() | st.sampled_from(["Acme", "Initech", ""])),
+        attributes=draw(st.dictionaries(st.text(max_size=8), JSON, max_size=4)),
     )
 
 
@@ -64,7 +77,48 @@ def test_a_packed_ticket_is_a_few_bytes_per_event() -> None:
     )
     packed = TicketPacker().pack(ticket)
     assert isinstance(packed, bytes)
-    assert len(packed) == 18 + 2 * 11
+    assert len(packed) == 24 + 2 * 11
+
+
+def test_who_the_ticket_is_for_packs_into_a_few_dozen_bytes() -> None:
+    """The organization is an index; the customer and the canonical attributes are inline."""
+    plain = Ticket("1", T0, "support", "new", "normal")
+    contract = Ticket(
+        "1",
+        T0,
+        "support",
+        "new",
+        "normal",
+        customer="jane@acme.example",
+        organization="Acme",
+        attributes={"type": "incident", "plan": "gold"},
+    )
+    packer = TicketPacker()
+    assert len(packer.pack(plain)) == 24
+    packed = packer.pack(contract)
+    assert isinstance(packed, bytes)
+    assert len(packed) == 24 + len("jane@acme.example") + len('{"plan":"gold","type":"incident"}')
+    assert packer.unpack("1", "", packed) == contract
+
+
+def test_equal_attributes_pack_alike_and_unpack_to_one_shared_mapping() -> None:
+    packer = TicketPacker()
+    one = Ticket("1", T0, "support", "new", "normal", attributes={"a": 1, "b": [True, None]})
+    other = Ticket("2", T0, "support", "new", "normal", attributes={"b": [True, None], "a": 1})
+    assert packer.pack(one) == packer.pack(other)
+    first = packer.unpack("1", "", packer.pack(one))
+    second = packer.unpack("2", "", packer.pack(other))
+    assert first.attributes is second.attributes
+    with pytest.raises(TypeError):
+        first.attributes["a"] = 2  # type: ignore[index]
+
+
+def test_attributes_that_are_not_json_are_kept_as_they_are() -> None:
+    packer = TicketPacker()
+    odd = Ticket("1", T0, "support", "new", "normal", attributes={"when": T0})  # type: ignore[dict-item]
+    assert packer.pack(odd) is odd
+    nan = Ticket("2", T0, "support", "new", "normal", attributes={"x": float("nan")})
+    assert packer.pack(nan) is nan
 
 
 def test_a_ticket_with_times_outside_utc_is_kept_as_it_is() -> None:

@@ -42,3 +42,25 @@ def test_status_and_priority_defaults_are_the_engines_in_todays_order() -> None:
         "paused": ["pending", "waiting"],
         "resolved": ["resolved", "closed"],
     }
+
+
+def test_policy_criteria_become_the_engines_rules_in_file_order() -> None:
+    settings = Settings(
+        policies={
+            "gold": {"match": {"plan": ["gold", "platinum"], "type": "incident"}},
+            "acme": {"organizations": ["Acme"], "customers": ["ceo@acme.example"]},
+            "default": {},
+        }
+    )
+    gold, acme = policy_set(settings).rules
+    assert gold.policy.name == "gold"
+    assert gold.match == {"plan": frozenset({"gold", "platinum"}), "type": frozenset({"incident"})}
+    assert gold.organizations is None and gold.customers is None and gold.priorities is None
+    assert acme.organizations == frozenset({"Acme"})
+    assert acme.customers == frozenset({"ceo@acme.example"})
+    assert acme.match is None
+    policies = policy_set(settings)
+    chosen = policies.policy_for(
+        "normal", "support", None, None, {"plan": "gold", "type": "incident"}
+    )
+    assert chosen.name == "gold"

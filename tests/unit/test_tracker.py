@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sla_monitor.engine import (
     Clock,
     EventKind,
+    Policy,
+    PolicyRule,
     PolicySet,
     Ticket,
     TicketEvent,
@@ -143,3 +145,23 @@ def test_open_tickets_are_counted_under_their_queue_label() -> None:
     resolved = ticket("6", (5, EventKind.STATUS_CHANGE, "resolved"))
     tracker.update(replace(resolved, queue="billing"), at(10))
     assert tracker.counts[("first_response", "ok", "normal", "other")] == 1
+
+
+def test_who_the_ticket_is_for_survives_tracking_and_a_new_plan_is_a_change() -> None:
+    """A tracked ticket keeps its customer, organization and attributes (its policy depends on
+    them), and a plan upgrade is a change that gets it judged again."""
+    gold = PolicySet(rules=(PolicyRule(Policy(name="gold"), match={"plan": frozenset({"gold"})}),))
+    tracker = Tracker(gold)
+    standard = replace(
+        ticket("7"),
+        customer="jane@acme.example",
+        organization="Acme",
+        attributes={"plan": "standard"},
+    )
+    assert tracker.update(standard, at(5)).policy == "default"
+    assert tracker.ticket("7") == standard
+    upgraded = replace(standard, attributes={"plan": "gold"})
+    assert not tracker.unchanged(upgraded)
+    assert tracker.update(upgraded, at(6)).policy == "gold"
+    evaluation = tracker.evaluation("7")
+    assert evaluation is not None and evaluation.policy == "gold"

@@ -4,14 +4,16 @@
 
 -- name: changed_tickets
 SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject,
-       requester_language AS language, requester_timezone AS timezone
+       requester_language AS language, requester_timezone AS timezone,
+       requester_email AS customer, organization, attributes
 FROM helpdesk.tickets
 WHERE updated_at > $1::timestamptz
 ORDER BY updated_at
 
 -- name: open_tickets
 SELECT id::text AS ticket_id, created_at, updated_at, queue, status, priority, subject,
-       requester_language AS language, requester_timezone AS timezone
+       requester_language AS language, requester_timezone AS timezone,
+       requester_email AS customer, organization, attributes
 FROM helpdesk.tickets
 WHERE status <> ALL($1::text[])
 

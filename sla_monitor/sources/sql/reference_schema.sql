@@ -11,10 +11,16 @@ CREATE TABLE IF NOT EXISTS helpdesk.tickets (
     requester_email    text,
     requester_language text,        -- e.g. 'en', 'de'; chooses the update template
     requester_timezone text,        -- IANA name, for quiet hours
+    organization       text,        -- the requester's company; policies may match on it
+    -- Any helpdesk field a policy may match on: plan, ticket type, channel, ...
+    attributes         jsonb       NOT NULL DEFAULT '{}',
     created_at         timestamptz NOT NULL DEFAULT now(),
     -- Bumped by every change to the ticket or a new event: the source's watermark.
     updated_at         timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+-- Columns added since the first version, for a helpdesk created by an older one.
+ALTER TABLE helpdesk.tickets ADD COLUMN IF NOT EXISTS organization text;
+ALTER TABLE helpdesk.tickets ADD COLUMN IF NOT EXISTS attributes jsonb NOT NULL DEFAULT '{}';
 CREATE INDEX IF NOT EXISTS tickets_updated_at_id ON helpdesk.tickets (updated_at, id);
 CREATE INDEX IF NOT EXISTS tickets_status ON helpdesk.tickets (status);
 

@@ -1,12 +1,16 @@
 """Reads tickets and their events with the configured SQL, streaming through a cursor.
 
 Ticket queries return: ticket_id, created_at, updated_at, queue, status, priority, and
-optionally subject, language and timezone (the requester's).
+optionally subject, language and timezone (the requester's), and who the ticket is for:
+customer (the requester's id or e-mail), organization and attributes (a JSON object of helpdesk
+fields: plan, type, channel, ...; json or jsonb, which asyncpg returns as text, or text holding
+JSON). Attributes that are not a JSON object make the row bad (bad_attributes).
 The events query ($1: ticket ids; optionally $2: the author sla-monitor posts updates as)
 returns: ticket_id, at, kind, value and optionally previous_value; each ticket's events are
 sorted by time here (stably: events stamped alike keep the query's order).
 Subjects are cut to SUBJECT_LIMIT characters. Statuses, priorities, queues, languages and
-time zones are interned: a million tickets share a few dozen strings. The ticket row holds the
+time zones, customers and organizations are interned: a million tickets share a few dozen
+strings; tickets with the same attributes text share one read-only mapping. The ticket row holds the
 current status and priority; the status and priority at creation are the first change's
 previous_value, else the current ones when nothing changed, else (a status changed but its
 previous value is unknown) the first open status.
@@ -14,15 +18,18 @@ previous value is unknown) the first open status.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from importlib import resources
 from sys import intern
+from types import MappingProxyType
 from typing import Any
 
 import asyncpg
 
 from sla_monitor.engine import BadRowReason, EventKind, Ticket, TicketEvent
+from sla_monitor.engine.model import NO_ATTRIBUTES, JsonValue
 from sla_monitor.errors import translates
 from sla_monitor.sources import BadRow, Batch, SourceError
 
@@ -34,6 +41,9 @@ SUBJECT_LIMIT = 200
 TICKET_COLUMNS = ("ticket_id", "created_at", "updated_at", "queue", "status", "priority")
 EVENT_COLUMNS = ("ticket_id", "at", "kind", "value")
 _KINDS = {kind.value: kind for kind in EventKind}
+# Distinct attribute texts whose parsed mapping is kept for sharing (the cache starts afresh
+# when full: it saves memory and parsing, never changes an answer).
+_ATTRIBUTES_CACHE = 4096
 # The ticket columns that must not be NULL, each with its bad-row reason.
 _NOT_NULL = {
     "queue": BadRowReason.NULL_QUEUE,
@@ -89,6 +99,7 @@ class SqlSource:
         self._updates_author = updates_author
         self._events_arguments: int | None = None  # $1 ids, and optionally $2 the author
         self._batch_size = batch_size
+        self._attributes: dict[str, Mapping[str, JsonValue]] = {}
 
     def open_tickets(self) -> AsyncIterator[Batch]:
         return self._stream(self._open, "open_tickets_query", self._resolved)
@@ -184,6 +195,16 @@ class SqlSource:
                     BadRow(ticket_id, _NOT_NULL[missing[0]], f"{', '.join(missing)} is NULL")
                 )
                 continue
+            attributes = self._attributes_of(row.get("attributes"))
+            if attributes is None:
+                batch.bad_rows.append(
+                    BadRow(
+                        ticket_id,
+                        BadRowReason.BAD_ATTRIBUTES,
+                        "attributes is not a JSON object",
+                    )
+                )
+                continue
             history, first_previous = _in_time_order(events[ticket_id])
             status_changed = EventKind.STATUS_CHANGE in first_previous
             batch.tickets.append(
@@ -202,9 +223,38 @@ class SqlSource:
                     events=history,
                     language=_optional_text(row, "language"),
                     timezone=_optional_text(row, "timezone"),
+                    customer=_optional_text(row, "customer"),
+                    organization=_optional_text(row, "organization"),
+                    attributes=attributes,
                 )
             )
         return batch
+
+    def _attributes_of(self, value: Any) -> Mapping[str, JsonValue] | None:
+        """The attributes column as a read-only mapping (NULL: none), or None when it is not a
+        JSON object. A json or jsonb column arrives as text unless a codec is set."""
+        if value is None:
+            return NO_ATTRIBUTES
+        if isinstance(value, dict):  # a codec decoded it already
+            return MappingProxyType(value) if value else NO_ATTRIBUTES
+        if not isinstance(value, str):
+            return None
+        attributes = self._attributes.get(value)
+        if attributes is None:
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return None
+            if not isinstance(parsed, dict):
+                return None
+            if len(self._attributes) >= _ATTRIBUTES_CACHE:
+                self._attributes.clear()
+            attributes = self._attributes[value] = (
+                MappingProxyType({intern(k): v for k, v in parsed.items()})
+                if parsed
+                else NO_ATTRIBUTES
+            )
+        return attributes
 
 
 def _in_time_order(
