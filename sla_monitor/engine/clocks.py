@@ -320,7 +320,11 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
     # (restart) begins a new cycle whose breach is keyed by its start.
     current_stop = resolutions[-1] if category is StatusCategory.RESOLVED else None
     restart = current.reopen is Reopen.RESTART
-    reopens = [b.start for a, b in pairwise(intervals) if a.category is StatusCategory.RESOLVED]
+    reopens = (
+        [b.start for a, b in pairwise(intervals) if a.category is StatusCategory.RESOLVED]
+        if restart
+        else []
+    )
 
     def cycle(moment: datetime) -> tuple[datetime, str]:
         """The start of the resolution cycle running at ``moment``, and its breach key."""
@@ -360,8 +364,12 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
         stop = max(current_stop, start) if current_stop is not None else None
         _keep(clocks, judge(Clock.UPDATE, start, stop, start.isoformat(), start.isoformat()))
 
-    # One next-reply window from each oldest unanswered customer message.
-    windows = _reply_windows(seen.events, resolutions)
+    # One next-reply window from each oldest unanswered customer message (when any policy
+    # measures them: the common case pays nothing).
+    measured = policies.default.next_reply_seconds is not None or any(
+        rule.policy.next_reply_seconds is not None for rule in policies.rules
+    )
+    windows = _reply_windows(seen.events, resolutions) if measured else []
     for index, (start, stop, answered) in enumerate(windows):
         key = start.isoformat()
         if index + 1 < len(windows):
@@ -650,7 +658,7 @@ class _Times:
     def on(self, policy: Policy, clock: Clock) -> _OpenTime:
         """Open time as ``clock`` under ``policy`` counts it."""
         calendar = policy.calendar
-        paused = policy.pause.get(clock)
+        paused = policy.pause.get(clock) if policy.pause else None
         if paused is not None and paused == self._policies.statuses.paused:
             paused = None  # the default, spelt out
         found = self._measures.get((id(calendar), paused))
