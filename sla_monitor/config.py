@@ -21,6 +21,7 @@ from sla_monitor.engine import Policy, PolicyRule, PolicySet, StatusMap
 from sla_monitor.engine.calendar_protocol import Calendar, ContinuousCalendar
 from sla_monitor.engine.escalation import EscalationLevel, Trigger
 from sla_monitor.engine.model import Clock
+from sla_monitor.engine.policy import Reopen
 from sla_monitor.schema import PolicySettings, Settings, dsn_problem, parse_duration
 
 # Re-exported: callers import the configuration's entry points from here.
@@ -181,6 +182,10 @@ def policy_set(settings: Settings) -> PolicySet:
             at_risk_ratio=policy.at_risk_ratio,
             overdue_ratio=policy.overdue_ratio,
             calendar=calendars[policy.calendar],
+            next_reply_seconds=policy.next_reply,
+            pause={Clock(clock): frozenset(statuses) for clock, statuses in policy.pause.items()},
+            reopen=Reopen(policy.reopen),
+            max_pause_seconds=policy.max_pause,
         )
 
     def allowed(values: list[str] | None) -> frozenset[str] | None:

@@ -18,6 +18,7 @@ _ALERTNAMES = {
     Trigger.AT_RISK: "SLAAtRisk",
     Trigger.BREACHED: "SLABreached",
     Trigger.OVERDUE: "SLAOverdue",
+    Trigger.PAUSE_LIMIT: "SLAPauseLimit",
 }
 
 
@@ -50,6 +51,10 @@ def escalation_row(
         else f"{humanize(status.remaining_seconds)} left"
     )
     subject = evaluation.subject or "(no subject)"
+    what = f"{clock} {status.state.value.replace('_', ' ')} ({timing})"
+    if level.trigger is Trigger.PAUSE_LIMIT and evaluation.paused_since is not None:
+        paused = (evaluation.evaluated_at - evaluation.paused_since).total_seconds()
+        what = f"paused for {humanize(paused)}, longer than its policy allows"
     dedup_key = f"{source}/{escalation.key}"
     labels = {
         "alertname": _ALERTNAMES[level.trigger],
@@ -62,8 +67,7 @@ def escalation_row(
         **level.labels,
     }
     annotations = {
-        "summary": f"Ticket {evaluation.ticket_id} \u201c{subject}\u201d: {clock} "
-        f"{status.state.value.replace('_', ' ')} ({timing}), "
+        "summary": f"Ticket {evaluation.ticket_id} \u201c{subject}\u201d: {what}, "
         f"{evaluation.priority} in {evaluation.queue}",
         "subject": subject,
         "ticket_url": url,

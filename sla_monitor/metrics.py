@@ -17,7 +17,7 @@ from prometheus_client.samples import Sample
 from sla_monitor import __version__
 from sla_monitor.engine import BadRowReason, Clock, ClockState
 from sla_monitor.records import NewlyRecorded
-from sla_monitor.tracker import Tracker
+from sla_monitor.tracker import PAUSED_TOO_LONG, Tracker
 
 log = structlog.get_logger("sla_monitor.metrics")
 
@@ -58,6 +58,23 @@ RESOLUTION_BUCKETS = (
     72 * HOUR,
     168 * HOUR,
 )
+# Dense around the 1-4 h a next reply is usually promised in.
+NEXT_REPLY_BUCKETS = (
+    5 * MINUTE,
+    15 * MINUTE,
+    30 * MINUTE,
+    45 * MINUTE,
+    1 * HOUR,
+    90 * MINUTE,
+    2 * HOUR,
+    3 * HOUR,
+    4 * HOUR,
+    6 * HOUR,
+    8 * HOUR,
+    12 * HOUR,
+    24 * HOUR,
+    48 * HOUR,
+)
 BAD_ROW_REASONS = tuple(BadRowReason)  # every one exported at 0 from the start
 POLL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -73,7 +90,8 @@ _OPEN_STATES = tuple(
 
 
 class _OpenTickets(Collector):
-    """Open tickets per clock and state, read from the tracker's counts at scrape time.
+    """Open tickets per clock and state, and those paused too long (past their policy's
+    max_pause), read from the tracker's counts at scrape time.
 
     Every state of every clock is exported, zeros included, for each priority and queue label
     that has at least one open ticket with a running or paused clock, so dashboards never show
@@ -91,6 +109,11 @@ class _OpenTickets(Collector):
             "Open tickets by SLA clock and its state.",
             labels=["clock", "state", "priority", "queue"],
         )
+        too_long = GaugeMetricFamily(
+            "sla_monitor_paused_too_long",
+            "Open tickets paused longer than their policy's max_pause, now.",
+            labels=["priority", "queue"],
+        )
         priorities = self._tracker.policies.priorities
         counts = dict(self._tracker.counts)
         # The engine rejects a priority outside the configured set: never a label.
@@ -103,7 +126,10 @@ class _OpenTickets(Collector):
                 value = counts.get((clock, state, priority, queue), 0)
                 labels = {"clock": clock, "state": state, "priority": priority, "queue": queue}
                 samples.append(Sample(name, labels, value))
+            value = counts.get((*PAUSED_TOO_LONG, priority, queue), 0)
+            too_long.add_metric([priority, queue], value)
         yield family
+        yield too_long
 
 
 class Metrics:
@@ -162,6 +188,14 @@ class Metrics:
             "Business seconds from creation to resolution, paused and resolved time excluded.",
             ["priority", "queue"],
             buckets=RESOLUTION_BUCKETS,
+            registry=r,
+        )
+        self.next_reply_seconds = Histogram(
+            "sla_monitor_next_reply_seconds",
+            "Business seconds from the oldest unanswered customer message to the next public "
+            "staff reply, per answered message window.",
+            ["priority", "queue"],
+            buckets=NEXT_REPLY_BUCKETS,
             registry=r,
         )
         self.poll_duration = Histogram(
@@ -260,6 +294,7 @@ class Metrics:
         histograms = {
             Clock.FIRST_RESPONSE.value: self.first_response_seconds,
             Clock.RESOLUTION.value: self.resolution_seconds,
+            Clock.NEXT_REPLY.value: self.next_reply_seconds,
         }
         children: dict[tuple[str, str, str], Any] = {}
         for completion in new.completions:

@@ -243,6 +243,9 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+ClockName = Literal["first_response", "resolution", "update", "next_reply"]
+
+
 class PolicySettings(_Section):
     """One contract: its targets and calendar, and the tickets it applies to. A ticket must meet
     every criterion set: its priority, queue, organization and customer each among those
@@ -258,9 +261,27 @@ class PolicySettings(_Section):
     first_response: OptionalDuration = _POLICY.first_response_seconds
     resolution: OptionalDuration = _POLICY.resolution_seconds
     update_interval: OptionalDuration = _POLICY.update_interval_seconds
+    next_reply: OptionalDuration = _POLICY.next_reply_seconds  # off by default
     at_risk_ratio: float = Field(default=_POLICY.at_risk_ratio, gt=0, lt=1, allow_inf_nan=False)
     overdue_ratio: float = Field(default=_POLICY.overdue_ratio, gt=1, allow_inf_nan=False)
     calendar: str = "24x7"
+    # Per clock, the statuses that pause it; a clock not named is paused by [statuses] paused.
+    pause: dict[ClockName, list[str]] = {}
+    reopen: Literal["resume", "restart"] = _POLICY.reopen.value
+    max_pause: OptionalDuration = _POLICY.max_pause_seconds  # longer in one pause: pause_limit
+    # The update clock runs while paused: the same as pause = { update = [] }.
+    update_while_paused: bool = False
+
+    @model_validator(mode="after")
+    def _update_while_paused(self) -> PolicySettings:
+        if self.update_while_paused:
+            if self.pause.get("update"):
+                raise ValueError(
+                    "update_while_paused = true contradicts pause.update "
+                    f"{self.pause['update']}: set one of them"
+                )
+            self.pause = {**self.pause, "update": []}
+        return self
 
     @field_validator("match")
     @classmethod
@@ -290,9 +311,10 @@ class PolicySettings(_Section):
 
 class EscalationLevelSettings(_Section):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
-    when: Literal["at_risk", "breached", "overdue"]
+    # pause_limit: the ticket is paused longer than its policy's max_pause (see README).
+    when: Literal["at_risk", "breached", "overdue", "pause_limit"]
     channels: list[str] = Field(min_length=1)
-    clocks: list[Literal["first_response", "resolution", "update"]] = [
+    clocks: list[ClockName] = [
         "first_response",
         "resolution",
     ]
@@ -565,6 +587,19 @@ class Settings(BaseSettings):
                 )
             if policy.catch_all:
                 catch_all = name
+        return self
+
+    @model_validator(mode="after")
+    def _policy_pause_statuses_known(self) -> Settings:
+        known = [*self.statuses.open, *self.statuses.paused, *self.statuses.resolved]
+        for name, policy in self.policies.items():
+            for clock, statuses in policy.pause.items():
+                for status in statuses:
+                    if status not in known:
+                        raise ValueError(
+                            f"policies.{name}.pause.{clock}: {status!r} is not a configured "
+                            f"status (known: {', '.join(known)})"
+                        )
         return self
 
     @model_validator(mode="after")

@@ -36,9 +36,13 @@ from sla_monitor.packed import TicketPacker
 from sla_monitor.records import TicketOutcomes
 
 GaugeKey = tuple[str, str, str, str]  # clock, state, priority, queue label
-# The events evaluate_ticket reads; customer messages and internal notes change no clock.
+# The gauge key of a ticket paused longer than its policy's max_pause (no clock: the ticket's).
+PAUSED_TOO_LONG = ("", "paused_too_long")
+# The events evaluate_ticket reads; internal notes change no clock. Customer messages open
+# next_reply windows (kept whatever the policies, so that a reload turning it on has them).
 CLOCK_EVENTS = frozenset(
     {
+        EventKind.CUSTOMER_MESSAGE,
         EventKind.PUBLIC_REPLY,
         EventKind.AUTOMATIC_UPDATE,
         EventKind.STATUS_CHANGE,
@@ -230,6 +234,8 @@ class Tracker:
             for clock, status in evaluation.clocks.items()
             if not status.stopped
         )
+        if evaluation.paused_too_long:
+            gauges += ((*PAUSED_TOO_LONG, evaluation.priority, queue),)
         return self._shared.setdefault(gauges, gauges)
 
     def _count(self, gauges: tuple[GaugeKey, ...], delta: int) -> None:

@@ -25,7 +25,8 @@ PANELS: list[dict[str, Any]] = [
         "title": "Compliance over the range, by clock",
         "type": "stat",
         "unit": "percent",
-        "description": "Share of stopped clocks that met their target in the selected range.",
+        "description": "Share of stopped clocks that met their target in the selected range "
+        "(next_reply: answered customer-message windows, when a policy sets it).",
         "targets": [
             (
                 "100 * sum by (clock) (increase(sla_monitor_sla_completed_total"
@@ -95,6 +96,26 @@ PANELS: list[dict[str, Any]] = [
         ],
     },
     {
+        "title": "Next reply: open tickets by state",
+        "type": "timeseries",
+        "unit": "short",
+        "description": "Tickets with a customer message not yet answered (policies with "
+        "next_reply set).",
+        "targets": [
+            (
+                "sum by (state) (sla_monitor_open_tickets" + sel('clock="next_reply"') + ")",
+                "{{state}}",
+            )
+        ],
+    },
+    {
+        "title": "Paused too long now",
+        "type": "stat",
+        "unit": "short",
+        "description": "Open tickets paused longer than their policy's max_pause.",
+        "targets": [("sum(sla_monitor_paused_too_long" + sel() + ")", "paused too long")],
+    },
+    {
         "title": "Customers owed an update",
         "type": "timeseries",
         "unit": "short",
@@ -128,6 +149,20 @@ PANELS: list[dict[str, Any]] = [
         "targets": [
             (
                 f"histogram_quantile({q}, sum by (le) (rate(sla_monitor_resolution_seconds_bucket"
+                + sel()
+                + "[$__range])))",
+                f"p{int(q * 100)}",
+            )
+            for q in (0.5, 0.9)
+        ],
+    },
+    {
+        "title": "Next reply time (p50, p90)",
+        "type": "timeseries",
+        "unit": "s",
+        "targets": [
+            (
+                f"histogram_quantile({q}, sum by (le) (rate(sla_monitor_next_reply_seconds_bucket"
                 + sel()
                 + "[$__range])))",
                 f"p{int(q * 100)}",

@@ -2,14 +2,26 @@
 
 Rules (docs/semantics.md states them for people):
 - Clocks count business seconds of the policy's calendar while the ticket is in an *open*
-  status; time in a paused or resolved status does not count.
+  status; time in a paused or resolved status does not count. A policy's ``pause`` may name,
+  per clock, the statuses that pause that clock instead of the paused ones (any status but a
+  resolved one: an open status listed there pauses only that clock, and ``[]`` never pauses).
 - first_response runs from creation to the first public staff reply. A ticket resolved
   without one has no first response: the clock is not applicable (no completion, absent from
   the clocks) unless it had already breached, and a breach is never withdrawn.
-- resolution runs from creation and stops while the ticket is resolved; a re-open resumes it.
+- resolution runs from creation and stops while the ticket is resolved; each resolution is a
+  completion. With ``reopen = resume`` a re-open resumes the same clock (one breach per
+  ticket); with ``restart`` a re-open starts a new cycle measured from the re-open instant
+  (breach and completion per cycle, the first cycle keyed as under resume).
 - update runs from creation, and again from every public staff reply or automatic progress
   update, while the ticket is not resolved; each closes one window (several at one instant
   close one window together), and a window's key is its start.
+- next_reply (off unless the policy sets a target) runs from the oldest customer message not
+  yet answered to the first public staff reply at or after it: a reply answers every message
+  stamped at or before its instant, so messages before one reply (or at one instant) are one
+  window, keyed by its start. A resolution before the reply ends the window without a
+  completion (nothing was owed any more) but keeps a breach it already had.
+- A ticket in a paused status continuously for longer than the policy's ``max_pause``
+  (wall-clock time) is paused too long from that instant until it leaves the paused statuses.
 - The policy is the one for the ticket's current priority and queue, measured from creation;
   a clock that breached under an earlier priority stays breached.
 """
@@ -32,7 +44,7 @@ from sla_monitor.engine.model import (
     Ticket,
     TicketEvent,
 )
-from sla_monitor.engine.policy import Policy, PolicySet
+from sla_monitor.engine.policy import Policy, PolicySet, Reopen
 
 # How far a ticket's creation may lie after ``now`` (clocks of two hosts disagree a little);
 # beyond it the row is wrong, not early.
@@ -119,11 +131,21 @@ class TicketEvaluation:
     breaches: tuple[Breach, ...]
     evaluated_at: datetime
     subject: str = ""
+    # While the ticket is in a paused status: since when, without a break; and when it is (or
+    # was) paused too long under the policy's max_pause (None without a limit).
+    paused_since: datetime | None = None
+    pause_limit_at: datetime | None = None
+
+    @property
+    def paused_too_long(self) -> bool:
+        return self.pause_limit_at is not None and self.pause_limit_at <= self.evaluated_at
 
     @property
     def next_transition(self) -> datetime | None:
-        """The earliest future instant at which a running clock changes state."""
-        candidates = [
+        """The earliest future instant at which a running clock changes state, or the ticket
+        becomes paused too long."""
+        candidates = [self.pause_limit_at] if self.pause_limit_at is not None else []
+        candidates += [
             moment
             for status in self.clocks.values()
             if status.running
@@ -134,7 +156,7 @@ class TicketEvaluation:
             )
             if moment is not None and moment > self.evaluated_at
         ]
-        return min(candidates, default=None)
+        return min((c for c in candidates if c > self.evaluated_at), default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +242,9 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
 
 def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvaluation:
     seen = _until(ticket, now)
-    intervals = _intervals(seen, policies, now)
+    times = _Times(seen, policies, now)
+    intervals = times.intervals
     category = intervals[-1].category
-    times = _Times(intervals)
     sticky = _sticky_breaches(seen, policies, times)
 
     current = policies.policy_for(
@@ -245,18 +267,26 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
     completions: list[Completion] = []
     breaches: list[Breach] = []
 
-    def judge_stopped(clock: Clock, start: datetime, stop: datetime, key: str) -> None:
+    def judge_stopped(
+        clock: Clock,
+        start: datetime,
+        stop: datetime,
+        key: str,
+        breach_key: str,
+        applicable: bool = True,
+    ) -> None:
         """A clock that stopped before the current one: only its outcome is kept."""
         policy = policy_at(stop)
         target = policy.target(clock)
         if target is None:
             return
         elapsed, breached_at = _progress(
-            times.on(policy.calendar), _us(target), start, stop, now, sticky.get(clock)
+            times.on(policy, clock), _us(target), start, stop, now, sticky.get(clock)
         )
-        completions.append(Completion(clock, key, stop, breached_at is None, elapsed / 1e6))
+        if applicable:
+            completions.append(Completion(clock, key, stop, breached_at is None, elapsed / 1e6))
         if breached_at is not None:
-            breaches.append(Breach(clock, key if clock is Clock.UPDATE else "", breached_at))
+            breaches.append(Breach(clock, breach_key, breached_at))
 
     def judge(
         clock: Clock,
@@ -294,19 +324,36 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
     answered = first_stop is None or (bool(replies) and replies[0] == first_stop)
     _keep(clocks, judge(Clock.FIRST_RESPONSE, seen.created_at, first_stop, "", "", answered))
 
-    # Every resolution is a completion of its own; a re-open resumes the same clock.
+    # Every resolution is a completion of its own; a re-open resumes the same clock, or
+    # (restart) begins a new cycle whose breach is keyed by its start.
     current_stop = resolutions[-1] if category is StatusCategory.RESOLVED else None
+    restart = current.reopen is Reopen.RESTART
+    reopens = (
+        [b.start for a, b in pairwise(intervals) if a.category is StatusCategory.RESOLVED]
+        if restart
+        else []
+    )
+
+    def cycle(moment: datetime) -> tuple[datetime, str]:
+        """The start of the resolution cycle running at ``moment``, and its breach key."""
+        index = bisect.bisect_right(reopens, moment) - 1 if restart else -1
+        if index < 0:
+            return seen.created_at, ""
+        return reopens[index], reopens[index].isoformat()
+
     for entry in resolutions:
         if entry != current_stop:
-            judge_stopped(Clock.RESOLUTION, seen.created_at, entry, entry.isoformat())
+            start, breach_key = cycle(entry)
+            judge_stopped(Clock.RESOLUTION, start, entry, entry.isoformat(), breach_key)
+    start, breach_key = cycle(current_stop or now)
     _keep(
         clocks,
         judge(
             Clock.RESOLUTION,
-            seen.created_at,
+            start,
             current_stop,
             current_stop.isoformat() if current_stop else "",
-            "",
+            breach_key,
         ),
     )
 
@@ -319,10 +366,33 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
     starts = list(dict.fromkeys([seen.created_at, *news]))
     for index, start in enumerate(starts):
         if index + 1 < len(starts):
-            judge_stopped(Clock.UPDATE, start, starts[index + 1], start.isoformat())
+            key = start.isoformat()
+            judge_stopped(Clock.UPDATE, start, starts[index + 1], key, key)
             continue
         stop = max(current_stop, start) if current_stop is not None else None
         _keep(clocks, judge(Clock.UPDATE, start, stop, start.isoformat(), start.isoformat()))
+
+    # One next-reply window from each oldest unanswered customer message (when any policy
+    # measures them: the common case pays nothing).
+    measured = policies.default.next_reply_seconds is not None or any(
+        rule.policy.next_reply_seconds is not None for rule in policies.rules
+    )
+    windows = _reply_windows(seen.events, resolutions) if measured else []
+    for index, (start, stop, answered) in enumerate(windows):
+        key = start.isoformat()
+        if index + 1 < len(windows):
+            assert stop is not None  # only the last window may still be open
+            judge_stopped(Clock.NEXT_REPLY, start, stop, key, key, answered)
+            continue
+        if stop is None and current_stop is not None:
+            stop, answered = max(current_stop, start), False  # resolved: nothing owed now
+        _keep(clocks, judge(Clock.NEXT_REPLY, start, stop, key, key, answered))
+
+    paused_since = pause_limit_at = None
+    if category is StatusCategory.PAUSED:
+        paused_since = intervals[-1].start
+        if current.max_pause_seconds is not None:
+            pause_limit_at = paused_since + timedelta(microseconds=_us(current.max_pause_seconds))
 
     return TicketEvaluation(
         ticket_id=ticket.ticket_id,
@@ -336,7 +406,43 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
         breaches=tuple(breaches),
         evaluated_at=now,
         subject=ticket.subject,
+        paused_since=paused_since,
+        pause_limit_at=pause_limit_at,
     )
+
+
+def _reply_windows(
+    events: Iterable[TicketEvent], resolutions: list[datetime]
+) -> list[tuple[datetime, datetime | None, bool]]:
+    """The next-reply windows as (start, stop, answered): each from the oldest customer
+    message not answered yet to the first public reply at or after it (answered), or to the
+    first entry into resolved at or after it, if earlier (not answered); stop None while
+    still open. A later window starts at the first message after the previous stop."""
+    messages: list[datetime] = []
+    replies: list[datetime] = []
+    for event in events:
+        if event.kind is EventKind.CUSTOMER_MESSAGE:
+            messages.append(event.at)
+        elif event.kind is EventKind.PUBLIC_REPLY:
+            replies.append(event.at)
+    windows: list[tuple[datetime, datetime | None, bool]] = []
+    index = 0
+    while index < len(messages):
+        start = messages[index]
+        found = bisect.bisect_left(replies, start)
+        reply = replies[found] if found < len(replies) else None
+        found = bisect.bisect_left(resolutions, start)
+        resolved = resolutions[found] if found < len(resolutions) else None
+        if reply is not None and (resolved is None or reply <= resolved):
+            stop, answered = reply, True
+        elif resolved is not None:
+            stop, answered = resolved, False
+        else:
+            windows.append((start, None, True))
+            break
+        windows.append((start, stop, answered))
+        index = bisect.bisect_right(messages, stop)
+    return windows
 
 
 def _keep(clocks: dict[Clock, ClockStatus], status: ClockStatus | None) -> None:
@@ -360,10 +466,11 @@ def _clock_status(
     sticky: datetime | None,
 ) -> ClockStatus:
     calendar = policy.calendar
-    measure = times.on(calendar)
+    measure = times.on(policy, clock)
+    intervals = measure.intervals
     target_us = _us(target)
     elapsed, breached_at = _progress(measure, target_us, start, stop, now, sticky)
-    running = stop is None and times.intervals[-1].category is StatusCategory.OPEN
+    running = stop is None and intervals[-1].category is StatusCategory.OPEN
     at_risk_us = round(target_us * policy.at_risk_ratio)
     overdue_us = round(target_us * policy.overdue_ratio)
 
@@ -400,8 +507,8 @@ def _clock_status(
         overdue_at=None if state is ClockState.MET else when(overdue_us),
         overdue=elapsed >= overdue_us,
         breach_due=deadline if running and breached_at is None else None,
-        resumed_at=_restarted(times.intervals, start, breached_at or now, StatusCategory.OPEN),
-        reopened_at=_restarted(times.intervals, start, now, None),
+        resumed_at=_restarted(intervals, start, breached_at or now, StatusCategory.OPEN),
+        reopened_at=_restarted(intervals, start, now, None),
     )
 
 
@@ -445,7 +552,7 @@ def _progress(
         deadline = measure.reached(start, target_us)
         if deadline is not None and (stop is None or deadline < end):
             breached_at = deadline
-    if breached_at is None and sticky is not None and sticky >= start:
+    if breached_at is None and sticky is not None and start <= sticky <= end:
         breached_at = sticky  # breached under an earlier priority's tighter target
     return elapsed, breached_at
 
@@ -457,22 +564,31 @@ def _until(ticket: Ticket, now: datetime) -> Ticket:
     return ticket if len(events) == len(ticket.events) else replace(ticket, events=events)
 
 
-def _category(policies: PolicySet, status: str) -> StatusCategory:
+def _category(
+    policies: PolicySet, status: str, paused: frozenset[str] | None = None
+) -> StatusCategory:
+    """The status's category; with ``paused``, as one clock sees it: resolved stays resolved,
+    the statuses in ``paused`` pause it and every other one runs it."""
     category = policies.statuses.category(status)
     if category is None:  # validate_ticket guarantees this cannot happen
         raise TicketError(BadRowReason.UNKNOWN_STATUS, f"status {status!r} is not mapped")
-    return category
+    if paused is None or category is StatusCategory.RESOLVED:
+        return category
+    return StatusCategory.PAUSED if status in paused else StatusCategory.OPEN
 
 
-def _intervals(ticket: Ticket, policies: PolicySet, now: datetime) -> list[_Interval]:
+def _intervals(
+    ticket: Ticket, policies: PolicySet, now: datetime, paused: frozenset[str] | None = None
+) -> list[_Interval]:
     """Consecutive [start, end) intervals of status category from creation up to ``now``;
-    a single empty one at creation when ``now`` is not after it."""
+    a single empty one at creation when ``now`` is not after it. With ``paused``, the
+    categories as a clock paused by exactly those statuses sees them (see ``_category``)."""
     intervals: list[_Interval] = []
     start = ticket.created_at
-    category = _category(policies, ticket.initial_status)
+    category = _category(policies, ticket.initial_status, paused)
     for event in _status_changes(ticket.events):
         assert event.value is not None
-        new = _category(policies, event.value)
+        new = _category(policies, event.value, paused)
         if new is category:
             continue
         if event.at > start:
@@ -535,16 +651,38 @@ class _OpenTime:
 
 
 class _Times:
-    """The ticket's status intervals, with their open time measured once per calendar."""
+    """The ticket's status intervals, with their open time measured once per calendar and
+    set of pausing statuses. Without a policy's ``pause`` override, every clock shares the
+    intervals of the status map's categories: the common case costs one pass."""
 
-    def __init__(self, intervals: list[_Interval]) -> None:
-        self.intervals = intervals
-        self._measures: dict[int, _OpenTime] = {}
+    def __init__(self, ticket: Ticket, policies: PolicySet, now: datetime) -> None:
+        self._ticket, self._policies, self._now = ticket, policies, now
+        self.intervals = _intervals(ticket, policies, now)
+        self._intervals: dict[frozenset[str], list[_Interval]] = {
+            policies.statuses.paused: self.intervals
+        }
+        self._measures: dict[tuple[int, frozenset[str] | None], _OpenTime] = {}
 
-    def on(self, calendar: Calendar) -> _OpenTime:
-        found = self._measures.get(id(calendar))
+    def on(self, policy: Policy, clock: Clock) -> _OpenTime:
+        """Open time as ``clock`` under ``policy`` counts it."""
+        calendar = policy.calendar
+        paused = policy.pause.get(clock) if policy.pause else None
+        if paused is not None and paused == self._policies.statuses.paused:
+            paused = None  # the default, spelt out
+        found = self._measures.get((id(calendar), paused))
         if found is None or found.calendar is not calendar:
-            found = self._measures[id(calendar)] = _OpenTime(calendar, self.intervals)
+            found = _OpenTime(calendar, self.for_paused(paused))
+            self._measures[(id(calendar), paused)] = found
+        return found
+
+    def for_paused(self, paused: frozenset[str] | None) -> list[_Interval]:
+        if paused is None:
+            return self.intervals
+        found = self._intervals.get(paused)
+        if found is None:
+            found = self._intervals[paused] = _intervals(
+                self._ticket, self._policies, self._now, paused
+            )
         return found
 
 
@@ -553,7 +691,8 @@ def _sticky_breaches(ticket: Ticket, policies: PolicySet, times: _Times) -> dict
 
     One forward pass over the priority changes: just before each one, first_response and
     resolution are judged as they stood under the priority then in force (a stopped clock by
-    the priority in force when it stopped); the first breach found for a clock is kept.
+    the priority in force when it stopped); the first breach found for a clock is kept, but
+    for a resolution clock that restarts on re-open, the first one of the latest cycle.
     """
     breached: dict[Clock, datetime] = {}
     created = ticket.created_at
@@ -563,6 +702,7 @@ def _sticky_breaches(ticket: Ticket, policies: PolicySet, times: _Times) -> dict
     first_reply: datetime | None = None
     resolved_since: datetime | None = None  # the last entry into resolved, while resolved
     first_resolution: datetime | None = None
+    reopened: datetime | None = None  # the last re-open
     category = _category(policies, ticket.initial_status)
     if category is StatusCategory.RESOLVED:
         resolved_since = first_resolution = created
@@ -587,6 +727,8 @@ def _sticky_breaches(ticket: Ticket, policies: PolicySet, times: _Times) -> dict
                     if first_resolution is None:
                         first_resolution = event.at
                 else:
+                    if category is StatusCategory.RESOLVED:
+                        reopened = event.at
                     resolved_since = None
                 category = new
         elif event.kind is EventKind.PRIORITY_CHANGE:
@@ -596,8 +738,6 @@ def _sticky_breaches(ticket: Ticket, policies: PolicySet, times: _Times) -> dict
                 (Clock.FIRST_RESPONSE, min(stops, default=None)),
                 (Clock.RESOLUTION, resolved_since),
             ):
-                if clock in breached:
-                    continue
                 policy = policies.policy_for(
                     priority if stop is None else priority_at(stop),
                     ticket.queue,
@@ -605,11 +745,16 @@ def _sticky_breaches(ticket: Ticket, policies: PolicySet, times: _Times) -> dict
                     ticket.organization,
                     ticket.attributes,
                 )
+                start = created
+                if clock is Clock.RESOLUTION and policy.reopen is Reopen.RESTART and reopened:
+                    start = reopened
+                if clock in breached and breached[clock] >= start:
+                    continue
                 target = policy.target(clock)
                 if target is None:
                     continue
                 _, breached_at = _progress(
-                    times.on(policy.calendar), _us(target), created, stop, event.at, None
+                    times.on(policy, clock), _us(target), start, stop, event.at, None
                 )
                 if breached_at is not None:
                     breached[clock] = breached_at

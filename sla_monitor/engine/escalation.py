@@ -4,6 +4,11 @@ A level is active while its condition holds on a clock that has not stopped; whe
 stops (reply, resolution) every level on it clears, which resolves the alert downstream. A
 pause clears an at-risk level (the customer holds the ball); a breached or overdue level stays
 through a pause. A level that applies again after it cleared is a new episode with its own key.
+
+A pause_limit level concerns the ticket, not one clock: it is active while the ticket has been
+paused longer than its policy's max_pause, and clears when the ticket leaves the paused
+statuses; each pause is an episode. Its alert names the first of the level's clocks that has
+not stopped (none left: no alert).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ class Trigger(StrEnum):
     AT_RISK = "at_risk"  # at risk or worse
     BREACHED = "breached"
     OVERDUE = "overdue"  # past the policy's overdue share of the target (2x by default)
+    PAUSE_LIMIT = "pause_limit"  # the ticket paused longer than the policy's max_pause
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class EscalationLevel:
     def applies(self, status: ClockStatus) -> bool:
         if status.clock not in self.clocks or status.stopped:
             return False
+        if self.trigger is Trigger.PAUSE_LIMIT:
+            return False  # the ticket's condition, not a clock's: see active_escalations
         if self.trigger is Trigger.AT_RISK:
             return status.state in (ClockState.AT_RISK, ClockState.BREACHED)
         if self.trigger is Trigger.BREACHED:
@@ -58,7 +66,7 @@ class Escalation:
     @property
     def key(self) -> str:
         key = f"{self.ticket_id}/{self.status.clock.value}/{self.level.name}"
-        if self.status.clock is Clock.UPDATE:
+        if self.status.clock in (Clock.UPDATE, Clock.NEXT_REPLY):
             key += f"/{_instant(self.status.started_at)}"
         if self.episode is not None:
             key += f"/{_instant(self.episode)}"
@@ -92,9 +100,28 @@ def active_escalations(
     evaluation: TicketEvaluation, levels: tuple[EscalationLevel, ...]
 ) -> list[Escalation]:
     now = evaluation.evaluated_at
-    return [
+    active = [
         Escalation(evaluation.ticket_id, level, status, reentry(level, status, now))
         for status in evaluation.clocks.values()
         for level in levels
         if level.applies(status)
     ]
+    if evaluation.paused_too_long:
+        for level in levels:
+            if level.trigger is not Trigger.PAUSE_LIMIT:
+                continue
+            carrier = next(
+                (
+                    status
+                    for clock in Clock
+                    if clock in level.clocks
+                    and (status := evaluation.clocks.get(clock)) is not None
+                    and not status.stopped
+                ),
+                None,
+            )
+            if carrier is not None:  # each pause is an episode, keyed by its start
+                active.append(
+                    Escalation(evaluation.ticket_id, level, carrier, evaluation.paused_since)
+                )
+    return active

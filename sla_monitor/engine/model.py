@@ -14,11 +14,12 @@ NO_ATTRIBUTES: Mapping[str, JsonValue] = MappingProxyType({})
 
 
 class Clock(StrEnum):
-    """The three SLA clocks measured on every ticket."""
+    """The SLA clocks measured on every ticket (a clock whose policy target is None is off)."""
 
     FIRST_RESPONSE = "first_response"
     RESOLUTION = "resolution"
     UPDATE = "update"
+    NEXT_REPLY = "next_reply"  # off unless a policy sets a target
 
 
 class ClockState(StrEnum):

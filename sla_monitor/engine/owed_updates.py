@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sla_monitor.engine.clocks import TicketEvaluation
-from sla_monitor.engine.model import Clock, ClockState, StatusCategory
+from sla_monitor.engine.model import Clock, ClockState
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,11 @@ def owed_update(
     now: datetime,
     min_ticket_age: float,
 ) -> OwedUpdate | None:
-    """The update owed now, if any: an open (not paused, not resolved) ticket older than
-    ``min_ticket_age`` whose update window ran out with no reply or update in it."""
+    """The update owed now, if any: a ticket older than ``min_ticket_age`` whose update clock
+    runs (the ticket is open, or paused in a status that does not pause the update clock, see
+    the policy's ``pause``) and whose window ran out with no reply or update in it."""
     status = evaluation.clocks.get(Clock.UPDATE)
-    if status is None or evaluation.category is not StatusCategory.OPEN:
+    if status is None or not status.running:
         return None
     if status.stopped or status.state is not ClockState.BREACHED:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from sla_monitor.engine.calendar_protocol import Calendar, ContinuousCalendar
 from sla_monitor.engine.model import NO_ATTRIBUTES, Clock, JsonValue, StatusCategory
@@ -17,9 +18,22 @@ DEFAULT_PAUSED_STATUSES = ("pending", "waiting")
 DEFAULT_RESOLVED_STATUSES = ("resolved", "closed")
 
 
+class Reopen(StrEnum):
+    """What re-opening a resolved ticket does to its resolution clock."""
+
+    RESUME = "resume"  # the clock goes on from where it stopped: one cycle per ticket
+    RESTART = "restart"  # a new cycle, measured from the re-open instant, with a new target
+
+
 @dataclass(frozen=True)
 class Policy:
-    """Targets in business seconds of ``calendar``; a target of None switches that clock off."""
+    """Targets in business seconds of ``calendar``; a target of None switches that clock off.
+
+    ``pause`` names, for a clock, the statuses that pause that clock (of any category but
+    resolved); a clock it does not name is paused by the status map's paused statuses.
+    ``max_pause_seconds`` is how long (wall-clock seconds) a ticket may stay paused in one go
+    before it is paused too long; None: no limit.
+    """
 
     name: str = "default"
     first_response_seconds: float | None = 1 * HOUR
@@ -28,12 +42,18 @@ class Policy:
     at_risk_ratio: float = 0.75
     overdue_ratio: float = 2.0  # escalates to a manager at twice the target by default
     calendar: Calendar = field(default_factory=ContinuousCalendar)
+    next_reply_seconds: float | None = None
+    pause: Mapping[Clock, frozenset[str]] = field(default_factory=dict, hash=False)
+    reopen: Reopen = Reopen.RESUME
+    max_pause_seconds: float | None = None
 
     def target(self, clock: Clock) -> float | None:
         if clock is Clock.FIRST_RESPONSE:
             return self.first_response_seconds
         if clock is Clock.RESOLUTION:
             return self.resolution_seconds
+        if clock is Clock.NEXT_REPLY:
+            return self.next_reply_seconds
         return self.update_interval_seconds
 
 

@@ -74,7 +74,7 @@ def test_rules_pass_promtool() -> None:
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 13 rules found" in result.stdout
+    assert "SUCCESS: 18 rules found" in result.stdout
 
 
 def test_dashboard_is_current_with_its_builder() -> None:
@@ -193,11 +193,16 @@ async def running_daemon(database_dsn: str, tmp_path: Path) -> AsyncIterator[int
     solved = await ticket(600, "urgent", status="resolved")
     await event(solved, 580, "public_reply")
     await event(solved, 10, "status_change", "resolved")
+    asked = await ticket(200, status="open")  # a customer message answered late: next_reply
+    await event(asked, 190, "public_reply")
+    await event(asked, 180, "customer_message")
+    await event(asked, 20, "public_reply")
     await ticket(5, "p0")  # a bad row
     await conn.close()
     config = tmp_path / "c.toml"
     config.write_text(
-        '[source]\nbackfill = "1d"\n[escalation]\nenabled = true\n'
+        '[source]\nbackfill = "1d"\n[policies.default]\nnext_reply = "2h"\n'
+        "[escalation]\nenabled = true\n"
         '[escalation.channels.alertmanager]\nurl = "http://127.0.0.1:9"\n'
     )
     port = free_port()
@@ -258,6 +263,6 @@ def test_every_dashboard_and_rule_query_runs_on_real_prometheus(running_daemon: 
                 if rule["health"] != "ok":
                     failures.append(f"rule {rule['name']}: {rule.get('lastError')}")
         assert failures == []
-        assert len(dashboard_queries()) == 20 and len(rule_queries()) == 13
+        assert len(dashboard_queries()) == 24 and len(rule_queries()) == 18
     finally:
         prometheus.stop()

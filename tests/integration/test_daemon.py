@@ -261,12 +261,12 @@ async def test_a_change_no_clock_reads_is_not_judged_again(pool, helpdesk) -> No
     daemon = make_daemon(pool, clock)
     await daemon.store.migrate()
     await daemon.poll_once()
-    await helpdesk.event(ticket, 25, "customer_message")
+    await helpdesk.event(ticket, 25, "internal_note")
     clock.set(30)
     await daemon.poll_once()
     judged = daemon.tracker.evaluation(ticket)
     assert judged is not None
-    assert judged.evaluated_at == at(20)  # the customer's message changed no clock
+    assert judged.evaluated_at == at(20)  # the note changed no clock (a customer message may)
     await helpdesk.reply(ticket, 35)
     clock.set(40)
     await daemon.poll_once()

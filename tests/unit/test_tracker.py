@@ -60,13 +60,18 @@ def test_events_no_clock_reads_are_not_kept() -> None:
     tracker.update(BUSY, at(400))
     kept = tracker.ticket("1")
     assert kept is not None
+    # Customer messages open next_reply windows: kept, whatever the policies.
     assert [e.kind for e in kept.events] == [
+        EventKind.CUSTOMER_MESSAGE,
         EventKind.PUBLIC_REPLY,
+        EventKind.CUSTOMER_MESSAGE,
         EventKind.PUBLIC_REPLY,
         EventKind.STATUS_CHANGE,
     ]
     assert (kept.ticket_id, kept.subject, kept.created_at) == ("1", "ticket 1", T0)
     assert evaluate_ticket(kept, POLICIES, at(2000)) == evaluate_ticket(BUSY, POLICIES, at(2000))
+    replies = replace(POLICIES, default=replace(POLICIES.default, next_reply_seconds=3600.0))
+    assert evaluate_ticket(kept, replies, at(2000)) == evaluate_ticket(BUSY, replies, at(2000))
 
 
 def test_recorded_outcomes_are_not_offered_again_but_new_ones_are() -> None:
@@ -112,16 +117,12 @@ def test_a_ticket_is_unchanged_until_something_a_clock_reads_changes() -> None:
     tracker = Tracker(POLICIES)
     assert not tracker.unchanged(BUSY)  # not tracked yet
     tracker.update(BUSY, at(400))
-    chatty = replace(
-        BUSY,
-        events=(
-            *BUSY.events,
-            TicketEvent(at(350), EventKind.CUSTOMER_MESSAGE),
-            TicketEvent(at(360), EventKind.INTERNAL_NOTE),
-        ),
-    )
+    noted = replace(BUSY, events=(*BUSY.events, TicketEvent(at(360), EventKind.INTERNAL_NOTE)))
     assert tracker.unchanged(BUSY)
-    assert tracker.unchanged(chatty)
+    assert tracker.unchanged(noted)
+    # A customer message opens a next_reply window.
+    asked = replace(BUSY, events=(*BUSY.events, TicketEvent(at(350), EventKind.CUSTOMER_MESSAGE)))
+    assert not tracker.unchanged(asked)
     replied = replace(BUSY, events=(*BUSY.events, TicketEvent(at(390), EventKind.PUBLIC_REPLY)))
     assert not tracker.unchanged(replied)
     assert not tracker.unchanged(replace(BUSY, subject="renamed"))

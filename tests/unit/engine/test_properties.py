@@ -4,6 +4,7 @@ not exponentially."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +23,8 @@ from sla_monitor.engine import (
     evaluate_ticket,
 )
 from sla_monitor.engine.business_calendar import BusinessCalendar, parse_hours
-from sla_monitor.engine.clocks import TicketError, _intervals, _sticky_breaches, _Times
+from sla_monitor.engine.clocks import TicketError, _sticky_breaches, _Times
+from sla_monitor.engine.policy import Reopen
 
 T0 = datetime(2026, 3, 27, 15, 0, tzinfo=UTC)  # a Friday afternoon before Berlin's DST change
 OFFICE = BusinessCalendar(
@@ -192,6 +194,86 @@ def test_evaluation_judges_or_rejects_every_history(
     check(*drawn[:1], policies, drawn[1])
 
 
+# --- the contract options: next reply, pauses per clock, reopen, pause limit ----------------
+
+OPTION_STATUSES = [[], ["pending"], ["waiting", "open"], ["pending", "waiting"], ["new"]]
+
+
+@st.composite
+def contract_policies(draw: st.DrawFn) -> PolicySet:
+    """A random policy set whose policies set the contract options at random."""
+    base = draw(POLICY_SETS)
+
+    def vary(policy: Policy) -> Policy:
+        pause = draw(
+            st.dictionaries(
+                st.sampled_from(list(Clock)),
+                st.sampled_from(OPTION_STATUSES).map(frozenset),
+                max_size=3,
+            )
+        )
+        return replace(
+            policy,
+            next_reply_seconds=draw(st.sampled_from([None, 60.0, 1800.0, 7200.0])),
+            pause=pause,
+            reopen=draw(st.sampled_from(list(Reopen))),
+            max_pause_seconds=draw(st.sampled_from([None, 0.0, 600.0, 3 * 86400.0])),
+        )
+
+    rules = tuple(replace(rule, policy=vary(rule.policy)) for rule in base.rules)
+    return replace(base, rules=rules, default=vary(base.default))
+
+
+@settings(PROPERTIES, max_examples=400)
+@given(drawn=tickets(), policies=contract_policies())
+def test_contract_options_judge_or_reject_every_history(
+    drawn: tuple[Ticket, datetime], policies: PolicySet
+) -> None:
+    ticket, now = drawn
+    check(ticket, policies, now)
+    try:
+        evaluation = evaluate_ticket(ticket, policies, now)
+    except TicketError:
+        return
+    # Each next-reply window has its own key, the running one included.
+    windows = [c.key for c in evaluation.completions if c.clock is Clock.NEXT_REPLY]
+    reply = evaluation.clocks.get(Clock.NEXT_REPLY)
+    if reply is not None and not reply.stopped:
+        windows.append(reply.started_at.isoformat())
+    assert len(windows) == len(set(windows))
+    assert len({(c.clock, c.key) for c in evaluation.completions}) == len(evaluation.completions)
+    if evaluation.pause_limit_at is not None:
+        assert evaluation.paused_since is not None
+        assert evaluation.paused_since <= evaluation.pause_limit_at
+
+
+@settings(PROPERTIES, max_examples=300)
+@given(drawn=tickets(), policies=POLICY_SETS)
+def test_a_pause_override_equal_to_the_default_changes_nothing(
+    drawn: tuple[Ticket, datetime], policies: PolicySet
+) -> None:
+    """The per-clock path, forced with the paused statuses plus one no ticket has, judges as
+    the shared one: the override only changes which statuses pause a clock."""
+    ticket, now = drawn
+    paused = policies.statuses.paused | {"no-such-status"}
+    every = dict.fromkeys(Clock, paused)
+    forced = replace(
+        policies,
+        rules=tuple(replace(r, policy=replace(r.policy, pause=every)) for r in policies.rules),
+        default=replace(policies.default, pause=every),
+    )
+    try:
+        expected = evaluate_ticket(ticket, policies, now)
+    except TicketError as error:
+        try:
+            evaluate_ticket(ticket, forced, now)
+        except TicketError as again:
+            assert again.reason == error.reason
+            return
+        raise AssertionError("the override accepted what the default rejected") from None
+    assert evaluate_ticket(ticket, forced, now) == expected
+
+
 # --- sticky breaches: one pass, the same as judging every prefix ----------------------------
 
 
@@ -233,7 +315,7 @@ def test_sticky_breaches_are_the_breaches_before_each_priority_change(steps, pol
         history.append(TicketEvent(moment, kind, value))
     ticket = Ticket("1", T0, "support", "new", values.choice(PRIORITIES), events=tuple(history))
     now = moment + timedelta(hours=1)
-    sticky = _sticky_breaches(ticket, policies, _Times(_intervals(ticket, policies, now)))
+    sticky = _sticky_breaches(ticket, policies, _Times(ticket, policies, now))
     assert sticky == prefix_breaches(ticket, policies)
     evaluation = evaluate_ticket(ticket, policies, now)
     for clock in sticky:  # never withdrawn
