@@ -159,7 +159,20 @@ class OutboxSender:
             try:
                 if notifier is None:
                     raise PermanentDeliveryError(f"channel {channel!r} is not configured", 0)
-                await notifier.deliver(self.session(), action, alert)
+                try:
+                    await notifier.deliver(self.session(), action, alert)
+                except DeliveryError:
+                    raise
+                except Exception as bug:
+                    # A notifier that fails on this one message (a payload it cannot render, a
+                    # bug) must not stop its channel or crash-loop the service: the row is
+                    # parked like a refused one, with the traceback in the log.
+                    log.exception(
+                        "notifier_failed", channel=channel, dedup_key=row.dedup_key, exc_info=bug
+                    )
+                    raise PermanentDeliveryError(
+                        f"{type(bug).__name__} in the {channel} notifier (see the log)", 0
+                    ) from bug
             except DeliveryError as error:
                 permanent = isinstance(error, PermanentDeliveryError)
                 delay = self.retry_max if permanent else self.backoff(row.attempts)

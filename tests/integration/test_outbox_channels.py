@@ -311,6 +311,23 @@ async def test_a_refused_message_blocks_no_other_key_of_its_channel(pool, peer, 
     assert poisoned["last_error"].startswith("HTTP 422 from slack")
 
 
+async def test_a_message_a_notifier_cannot_render_is_parked_not_fatal(pool, peer, running) -> None:
+    settings = channel_settings({"slack": {"webhook_url": f"{peer.url}/slack"}}, retry_max=300)
+    _, sender = await sender_for(pool, settings, probe_interval=0.1)
+    async with pool.acquire() as conn:  # no annotations: the Slack notifier cannot render it
+        await conn.execute(
+            "INSERT INTO sla_monitor.outbox (dedup_key, action, channel, payload)"
+            " VALUES ('broken', 'trigger', 'slack', '{\"labels\": {}}')"
+        )
+    for n in range(3):
+        await queue(pool, "slack", f"key-{n}")
+    running(sender)
+    await until(lambda: delivered_is(pool, "slack", 3), "the other messages", 10)
+    broken = (await rows(pool, "slack"))[0]
+    assert broken["parked_at"] is not None and broken["delivered_at"] is None
+    assert broken["last_error"] == "KeyError in the slack notifier (see the log)"
+
+
 async def test_errors_never_quote_a_channel_secret(pool, peer) -> None:
     secrets = ("SLACKPATHSECRET", "PDROUTINGSECRET", "HOOKURLSECRET", "HOOKSIGNSECRET")
     answers = {"/services/T0/B0/SLACKPATHSECRET": 404, "/pagerduty": 500}
