@@ -1,4 +1,4 @@
-"""The `sla-monitor` command: run, evaluate, check-config, migrate, demo."""
+"""The `sla-monitor` command: run, evaluate, check-config, migrate, demo, import-rt-sla."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data-dir", default="var/demo", help="where the demo database lives")
     demo.add_argument("--seed", type=int, default=7, help="seed of the ticket generator")
+    rt_sla = commands.add_parser(
+        "import-rt-sla",
+        help="print Request Tracker's SLA configuration (%%ServiceAgreements, "
+        "%%ServiceBusinessHours) as sla-monitor TOML",
+    )
+    rt_sla.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="RT_SiteConfig.pm or RT_SiteConfig.d/*.pm files, read in order",
+    )
     return parser
 
 
@@ -67,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parsed, 69 (EX_UNAVAILABLE) a database that refuses the login or does not exist (and, for
     the one-shot commands, one that cannot be reached)."""
     args = _parser().parse_args(argv)
+    if args.command == "import-rt-sla":  # needs no configuration of its own
+        return _import_rt_sla(args.paths)
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
@@ -104,6 +118,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One line, no traceback: restarting will not help until the configuration changes.
         print(f"sla-monitor: {error}", file=sys.stderr)
         return EX_UNAVAILABLE
+    return EX_OK
+
+
+def _import_rt_sla(paths: list[Path]) -> int:
+    """Prints the TOML; exit 78 for files that cannot be read or hold no SLA levels, 69 when
+    perl is missing."""
+    from sla_monitor.rt_sla import RtConfigError, read_rt_config, rt_sla_toml
+
+    this_year = date.today().year
+    try:
+        config = read_rt_config(paths)
+        text = rt_sla_toml(
+            config, range(this_year - 1, this_year + 5), ", ".join(str(p) for p in paths)
+        )
+    except RtConfigError as error:
+        print(f"sla-monitor: import-rt-sla: {error}", file=sys.stderr)
+        return error.exit_code
+    sys.stdout.write(text)
     return EX_OK
 
 
