@@ -29,9 +29,10 @@ import asyncpg
 from aiohttp import web
 from common import helpdesk
 
-from sla_monitor.app import POOL_OPTIONS, build_daemon, build_sender
+from sla_monitor.app import build_daemon, build_sender
 from sla_monitor.config import Settings
 from sla_monitor.daemon_options import Hooks
+from sla_monitor.database import POOL_OPTIONS
 from sla_monitor.logs import configure_logging
 
 

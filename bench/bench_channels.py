@@ -27,8 +27,9 @@ import asyncpg
 from aiohttp import web
 from common import helpdesk
 
-from sla_monitor.app import POOL_OPTIONS, build_daemon, build_sender
+from sla_monitor.app import build_daemon, build_sender
 from sla_monitor.config import Settings
+from sla_monitor.database import POOL_OPTIONS
 from sla_monitor.logs import configure_logging
 
 

@@ -39,9 +39,10 @@ import asyncpg
 from common import helpdesk
 from prometheus_client.parser import text_string_to_metric_families
 
-from sla_monitor.app import POOL_OPTIONS, build_daemon
+from sla_monitor.app import build_daemon
 from sla_monitor.config import Settings
 from sla_monitor.daemon_options import Hooks
+from sla_monitor.database import POOL_OPTIONS
 from sla_monitor.http import start_http
 from sla_monitor.logs import configure_logging
 
