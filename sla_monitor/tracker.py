@@ -9,6 +9,11 @@ small: the ticket packed into bytes without the events the engine never reads, t
 was judged (the evaluation itself is recomputed on demand: the engine is deterministic), its
 gauge keys (shared tuples), its next timer, and 64-bit fingerprints of the outcomes already
 recorded, packed too.
+
+For the HTTP API's listing, each ticket also keeps its clocks' deadlines packed beside its
+gauge keys, and the tracker indexes ticket ids by their (shared) gauge keys: a query by state,
+clock, priority or queue picks the few matching gauge combinations, then reads the deadlines
+of their tickets only, and evaluates nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from __future__ import annotations
 import heapq
 import struct
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from sla_monitor.engine import (
@@ -61,6 +66,7 @@ _Tracked = tuple[
     datetime,  # when it was judged; usually one object shared by a whole batch
     tuple[GaugeKey, ...],  # its gauge keys; shared: one tuple per distinct combination
     datetime | None,  # its evaluation's next_transition
+    bytes,  # per gauge key, the deadline of its clock (microseconds since the epoch)
     bytes,  # 64-bit fingerprints of the outcomes confirmed as recorded
 ]
 _SUBJECT: Final = 1
@@ -68,7 +74,29 @@ _PACKED: Final = 2
 _EVALUATED_AT: Final = 3
 _GAUGES: Final = 4
 _DUE: Final = 5
-_RECORDED: Final = 6
+_DEADLINES: Final = 6
+_RECORDED: Final = 7
+# A clock without a deadline (paused before reaching its target) sorts after every other.
+NO_DEADLINE: Final = 2**63 - 1
+_DEADLINE = struct.Struct("<q")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A tracked ticket as the listing finds it: its soonest deadline among the clocks that
+    matched (NO_DEADLINE: none), and those clocks as (clock, state, deadline or None)."""
+
+    deadline: int
+    ticket_id: str
+    subject: str
+    priority: str
+    clocks: tuple[tuple[str, str, datetime | None], ...]
+
+
+def deadline_at(micros: int) -> datetime | None:
+    return None if micros == NO_DEADLINE else _EPOCH + micros * _MICROSECOND
 
 
 class Tracker:
@@ -90,6 +118,8 @@ class Tracker:
         # a ticket missing from it may simply not have been read yet.
         self.complete = False
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
+        # Ticket ids by their gauge keys (one set per distinct combination): the listing index.
+        self._by_gauges: dict[tuple[GaugeKey, ...], set[str]] = {}
         self._packer = TicketPacker()
 
     def __len__(self) -> int:
@@ -134,6 +164,7 @@ class Tracker:
         previous = self._tracked.get(ticket.ticket_id)
         if previous is not None:
             self._count(previous[_GAUGES], -1)
+            self._unindex(previous)
         self.owing.discard(ticket.ticket_id)
         if evaluation.category is StatusCategory.RESOLVED:
             self._tracked.pop(ticket.ticket_id, None)
@@ -150,10 +181,12 @@ class Tracker:
             now,
             gauges,
             due,
+            _deadlines(evaluation, gauges),
             previous[_RECORDED] if previous else b"",
         )
         self._tracked[ticket.ticket_id] = tracked
         self._count(gauges, +1)
+        self._by_gauges.setdefault(gauges, set()).add(ticket.ticket_id)
         if due is not None:
             heapq.heappush(self._timers, (due, ticket.ticket_id))
         return evaluation
@@ -221,6 +254,89 @@ class Tracker:
         tracked = self._tracked.pop(ticket_id, None)
         if tracked is not None:
             self._count(tracked[_GAUGES], -1)
+            self._unindex(tracked)
+
+    def listing(
+        self,
+        states: Collection[str] | None = None,
+        clocks: Collection[str] | None = None,
+        priority: str | None = None,
+        queue: str | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int = 50,
+    ) -> list[Listed]:
+        """Tracked tickets with a running or paused clock that matches every filter given,
+        soonest deadline of their matching clocks first (then by id), from the first one
+        after ``after`` (a ``(deadline, ticket_id)`` of a previous page), at most ``limit``.
+        Read from the index and the kept deadlines, as of each ticket's latest evaluation
+        (the timers re-evaluate a ticket when its state changes): nothing is evaluated."""
+        label = None if queue is None else self.queue_label(queue)
+        plans: list[tuple[set[str], tuple[int, ...], tuple[GaugeKey, ...]]] = []
+        for gauges, ids in self._by_gauges.items():
+            offsets = tuple(
+                index * _DEADLINE.size
+                for index, (clock, state, key_priority, key_queue) in enumerate(gauges)
+                if clock  # paused_too_long is the ticket's, not a clock's
+                and (states is None or state in states)
+                and (clocks is None or clock in clocks)
+                and (priority is None or key_priority == priority)
+                and (label is None or key_queue == label)
+            )
+            if offsets:
+                plans.append((ids, offsets, gauges))
+        # A folded queue label stands for several queues: check the ticket's own.
+        exact = queue is None or label == queue
+        found = heapq.nsmallest(limit, self._candidates(plans, after, None if exact else queue))
+        listed: list[Listed] = []
+        for deadline, ticket_id, offsets, gauges in found:
+            tracked = self._tracked[ticket_id]
+            deadlines = tracked[_DEADLINES]
+            listed.append(
+                Listed(
+                    deadline,
+                    ticket_id,
+                    tracked[_SUBJECT],
+                    gauges[0][2],
+                    tuple(
+                        (
+                            gauges[o // _DEADLINE.size][0],
+                            gauges[o // _DEADLINE.size][1],
+                            deadline_at(_DEADLINE.unpack_from(deadlines, o)[0]),
+                        )
+                        for o in offsets
+                    ),
+                )
+            )
+        return listed
+
+    def _candidates(
+        self,
+        plans: list[tuple[set[str], tuple[int, ...], tuple[GaugeKey, ...]]],
+        after: tuple[int, str] | None,
+        queue: str | None,
+    ) -> Iterator[tuple[int, str, tuple[int, ...], tuple[GaugeKey, ...]]]:
+        tracked = self._tracked
+        unpack = _DEADLINE.unpack_from
+        for ids, offsets, gauges in plans:
+            single = offsets[0] if len(offsets) == 1 else None
+            for ticket_id in ids:
+                entry = tracked[ticket_id]
+                if single is not None:
+                    deadline = unpack(entry[_DEADLINES], single)[0]
+                else:
+                    deadline = min(unpack(entry[_DEADLINES], o)[0] for o in offsets)
+                if after is not None and (deadline, ticket_id) <= after:
+                    continue
+                if queue is not None and self._unpack(entry).queue != queue:
+                    continue
+                yield deadline, ticket_id, offsets, gauges
+
+    def _unindex(self, tracked: _Tracked) -> None:
+        ids = self._by_gauges.get(tracked[_GAUGES])
+        if ids is not None:
+            ids.discard(tracked[0])
+            if not ids:
+                del self._by_gauges[tracked[_GAUGES]]
 
     def _unpack(self, tracked: _Tracked) -> Ticket:
         ticket_id, subject, packed = tracked[:3]
@@ -243,6 +359,16 @@ class Tracker:
             self.counts[key] += delta
             if self.counts[key] == 0:
                 del self.counts[key]
+
+
+def _deadlines(evaluation: TicketEvaluation, gauges: tuple[GaugeKey, ...]) -> bytes:
+    """The deadline of each gauge key's clock, in the order of the keys."""
+    values = []
+    for clock, *_ in gauges:
+        status = evaluation.clocks.get(Clock(clock)) if clock else None
+        deadline = None if status is None else status.deadline
+        values.append(NO_DEADLINE if deadline is None else (deadline - _EPOCH) // _MICROSECOND)
+    return struct.pack(f"<{len(values)}q", *values)
 
 
 def _same(queue: str) -> str:
