@@ -18,8 +18,10 @@ of their tickets only, and evaluates nothing.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import struct
+from array import array
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
@@ -79,6 +81,7 @@ _RECORDED: Final = 7
 # A clock without a deadline (paused before reaching its target) sorts after every other.
 NO_DEADLINE: Final = 2**63 - 1
 _DEADLINE = struct.Struct("<q")
+_CHUNK = 256  # pairs per chunk of a _SortedDeadlines (up to twice as many before a split)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -118,8 +121,8 @@ class Tracker:
         # a ticket missing from it may simply not have been read yet.
         self.complete = False
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
-        # Ticket ids by their gauge keys (one set per distinct combination): the listing index.
-        self._by_gauges: dict[tuple[GaugeKey, ...], set[str]] = {}
+        # The listing index: per gauge key of a clock, its tickets by that clock's deadline.
+        self._by_key: dict[GaugeKey, _SortedDeadlines] = {}
         self._packer = TicketPacker()
 
     def __len__(self) -> int:
@@ -164,7 +167,7 @@ class Tracker:
         previous = self._tracked.get(ticket.ticket_id)
         if previous is not None:
             self._count(previous[_GAUGES], -1)
-            self._unindex(previous)
+            self._index(previous, -1)
         self.owing.discard(ticket.ticket_id)
         if evaluation.category is StatusCategory.RESOLVED:
             self._tracked.pop(ticket.ticket_id, None)
@@ -186,7 +189,7 @@ class Tracker:
         )
         self._tracked[ticket.ticket_id] = tracked
         self._count(gauges, +1)
-        self._by_gauges.setdefault(gauges, set()).add(ticket.ticket_id)
+        self._index(tracked, +1)
         if due is not None:
             heapq.heappush(self._timers, (due, ticket.ticket_id))
         return evaluation
@@ -254,7 +257,7 @@ class Tracker:
         tracked = self._tracked.pop(ticket_id, None)
         if tracked is not None:
             self._count(tracked[_GAUGES], -1)
-            self._unindex(tracked)
+            self._index(tracked, -1)
 
     def listing(
         self,
@@ -268,75 +271,66 @@ class Tracker:
         """Tracked tickets with a running or paused clock that matches every filter given,
         soonest deadline of their matching clocks first (then by id), from the first one
         after ``after`` (a ``(deadline, ticket_id)`` of a previous page), at most ``limit``.
-        Read from the index and the kept deadlines, as of each ticket's latest evaluation
-        (the timers re-evaluate a ticket when its state changes): nothing is evaluated."""
+        Read from the index, as of each ticket's latest evaluation (the timers re-evaluate a
+        ticket when its state changes): nothing is evaluated, and only the tickets up to the
+        page's end are read."""
         label = None if queue is None else self.queue_label(queue)
-        plans: list[tuple[set[str], tuple[int, ...], tuple[GaugeKey, ...]]] = []
-        for gauges, ids in self._by_gauges.items():
-            offsets = tuple(
-                index * _DEADLINE.size
-                for index, (clock, state, key_priority, key_queue) in enumerate(gauges)
-                if clock  # paused_too_long is the ticket's, not a clock's
-                and (states is None or state in states)
-                and (clocks is None or clock in clocks)
-                and (priority is None or key_priority == priority)
-                and (label is None or key_queue == label)
-            )
-            if offsets:
-                plans.append((ids, offsets, gauges))
+        matching = {
+            key
+            for key in self._by_key
+            if (states is None or key[1] in states)
+            and (clocks is None or key[0] in clocks)
+            and (priority is None or key[2] == priority)
+            and (label is None or key[3] == label)
+        }
         # A folded queue label stands for several queues: check the ticket's own.
         exact = queue is None or label == queue
-        found = heapq.nsmallest(limit, self._candidates(plans, after, None if exact else queue))
+        merged = heapq.merge(*(self._by_key[key].since(after) for key in matching))
         listed: list[Listed] = []
-        for deadline, ticket_id, offsets, gauges in found:
+        previous = None
+        for pair in merged:
+            if len(listed) >= limit:
+                break
+            if pair == previous:
+                continue  # two clocks of one ticket with the same deadline (or none)
+            previous = pair
+            deadline, ticket_id = pair
             tracked = self._tracked[ticket_id]
-            deadlines = tracked[_DEADLINES]
+            gauges, deadlines = tracked[_GAUGES], tracked[_DEADLINES]
+            found = [
+                (gauge[0], gauge[1], _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0])
+                for index, gauge in enumerate(gauges)
+                if gauge in matching
+            ]
+            # Each matching clock of a ticket is in the merge: it is listed at the first.
+            if deadline != min(d for _, _, d in found):
+                continue
+            if not exact and self._unpack(tracked).queue != queue:
+                continue
             listed.append(
                 Listed(
                     deadline,
                     ticket_id,
                     tracked[_SUBJECT],
                     gauges[0][2],
-                    tuple(
-                        (
-                            gauges[o // _DEADLINE.size][0],
-                            gauges[o // _DEADLINE.size][1],
-                            deadline_at(_DEADLINE.unpack_from(deadlines, o)[0]),
-                        )
-                        for o in offsets
-                    ),
+                    tuple((clock, state, deadline_at(d)) for clock, state, d in found),
                 )
             )
         return listed
 
-    def _candidates(
-        self,
-        plans: list[tuple[set[str], tuple[int, ...], tuple[GaugeKey, ...]]],
-        after: tuple[int, str] | None,
-        queue: str | None,
-    ) -> Iterator[tuple[int, str, tuple[int, ...], tuple[GaugeKey, ...]]]:
-        tracked = self._tracked
-        unpack = _DEADLINE.unpack_from
-        for ids, offsets, gauges in plans:
-            single = offsets[0] if len(offsets) == 1 else None
-            for ticket_id in ids:
-                entry = tracked[ticket_id]
-                if single is not None:
-                    deadline = unpack(entry[_DEADLINES], single)[0]
-                else:
-                    deadline = min(unpack(entry[_DEADLINES], o)[0] for o in offsets)
-                if after is not None and (deadline, ticket_id) <= after:
-                    continue
-                if queue is not None and self._unpack(entry).queue != queue:
-                    continue
-                yield deadline, ticket_id, offsets, gauges
-
-    def _unindex(self, tracked: _Tracked) -> None:
-        ids = self._by_gauges.get(tracked[_GAUGES])
-        if ids is not None:
-            ids.discard(tracked[0])
-            if not ids:
-                del self._by_gauges[tracked[_GAUGES]]
+    def _index(self, tracked: _Tracked, delta: int) -> None:
+        ticket_id, gauges, deadlines = tracked[0], tracked[_GAUGES], tracked[_DEADLINES]
+        for index, key in enumerate(gauges):
+            if not key[0]:
+                continue  # paused_too_long is the ticket's, not a clock's
+            deadline = _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0]
+            if delta > 0:
+                self._by_key.setdefault(key, _SortedDeadlines()).add(deadline, ticket_id)
+            else:
+                entries = self._by_key[key]
+                entries.remove(deadline, ticket_id)
+                if not entries:
+                    del self._by_key[key]
 
     def _unpack(self, tracked: _Tracked) -> Ticket:
         ticket_id, subject, packed = tracked[:3]
@@ -359,6 +353,76 @@ class Tracker:
             self.counts[key] += delta
             if self.counts[key] == 0:
                 del self.counts[key]
+
+
+class _SortedDeadlines:
+    """(deadline, ticket id) pairs in order, in chunks of at most 2 * _CHUNK: adding and
+    removing cost O(log n + _CHUNK) whatever the size, and a pair costs 16 bytes (a 64-bit
+    deadline in an array, a reference to the id already held by the tracker)."""
+
+    __slots__ = ("deadlines", "ids", "lasts")
+
+    def __init__(self) -> None:
+        self.deadlines: list[array[int]] = []
+        self.ids: list[list[str]] = []
+        self.lasts: list[tuple[int, str]] = []  # each chunk's last pair
+
+    def __bool__(self) -> bool:
+        return bool(self.lasts)
+
+    def _position(self, chunk: int, deadline: int, ticket_id: str) -> int:
+        deadlines, ids = self.deadlines[chunk], self.ids[chunk]
+        position = bisect.bisect_left(deadlines, deadline)
+        while position < len(ids) and deadlines[position] == deadline and ids[position] < ticket_id:
+            position += 1
+        return position
+
+    def add(self, deadline: int, ticket_id: str) -> None:
+        if not self.lasts:
+            self.deadlines.append(array("q", [deadline]))
+            self.ids.append([ticket_id])
+            self.lasts.append((deadline, ticket_id))
+            return
+        chunk = min(bisect.bisect_left(self.lasts, (deadline, ticket_id)), len(self.lasts) - 1)
+        position = self._position(chunk, deadline, ticket_id)
+        deadlines, ids = self.deadlines[chunk], self.ids[chunk]
+        deadlines.insert(position, deadline)
+        ids.insert(position, ticket_id)
+        self.lasts[chunk] = (deadlines[-1], ids[-1])
+        if len(ids) > 2 * _CHUNK:
+            self.deadlines[chunk : chunk + 1] = [deadlines[:_CHUNK], deadlines[_CHUNK:]]
+            self.ids[chunk : chunk + 1] = [ids[:_CHUNK], ids[_CHUNK:]]
+            self.lasts[chunk : chunk + 1] = [
+                (deadlines[_CHUNK - 1], ids[_CHUNK - 1]),
+                self.lasts[chunk],
+            ]
+
+    def remove(self, deadline: int, ticket_id: str) -> None:
+        chunk = bisect.bisect_left(self.lasts, (deadline, ticket_id))
+        position = self._position(chunk, deadline, ticket_id)
+        deadlines, ids = self.deadlines[chunk], self.ids[chunk]
+        if ids[position] != ticket_id:  # the index is built with the same keys: a bug
+            raise KeyError(ticket_id)
+        del deadlines[position], ids[position]
+        if ids:
+            self.lasts[chunk] = (deadlines[-1], ids[-1])
+        else:
+            del self.deadlines[chunk], self.ids[chunk], self.lasts[chunk]
+
+    def since(self, after: tuple[int, str] | None) -> Iterator[tuple[int, str]]:
+        """The pairs after ``after`` (all for None), in order."""
+        chunk, position = 0, 0
+        if after is not None:
+            chunk = bisect.bisect_right(self.lasts, after)
+            if chunk < len(self.lasts):
+                position = self._position(chunk, *after)
+                ids = self.ids[chunk]
+                if position < len(ids) and ids[position] == after[1]:
+                    position += 1
+        for index in range(chunk, len(self.lasts)):
+            deadlines, ids = self.deadlines[index], self.ids[index]
+            for offset in range(position if index == chunk else 0, len(ids)):
+                yield deadlines[offset], ids[offset]
 
 
 def _deadlines(evaluation: TicketEvaluation, gauges: tuple[GaugeKey, ...]) -> bytes:

@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from sla_monitor.engine import Clock, ClockState, EventKind, PolicySet, Ticket, TicketEvent
-from sla_monitor.tracker import NO_DEADLINE, Listed, Tracker
+from sla_monitor.tracker import NO_DEADLINE, Listed, Tracker, _SortedDeadlines
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=3)
@@ -144,3 +144,25 @@ def test_a_folded_queue_is_filtered_by_the_tickets_own_queue() -> None:
         tracker.update(Ticket(ticket_id, T0, queue, "new", "high"), NOW)
     assert [item.ticket_id for item in tracker.listing(queue="billing")] == ["2"]
     assert [item.ticket_id for item in tracker.listing(queue="support")] == ["1"]
+
+
+def test_the_sorted_chunks_agree_with_a_sorted_list_through_splits_and_removals() -> None:
+    rng = random.Random(3)
+    entries = _SortedDeadlines()
+    model: list[tuple[int, str]] = []
+    for step in range(6000):
+        if model and rng.random() < 0.3:
+            pair = model.pop(rng.randrange(len(model)))
+            entries.remove(*pair)
+        else:
+            pair = (rng.randrange(50), f"t{step}")  # many equal deadlines
+            entries.add(*pair)
+            model.append(pair)
+    model.sort()
+    assert list(entries.since(None)) == model
+    assert len(entries.lasts) > 2  # it did split
+    for cut in (model[0], model[len(model) // 2], model[-1], (25, ""), (-1, "")):
+        assert list(entries.since(cut)) == [pair for pair in model if pair > cut]
+    for pair in model:
+        entries.remove(*pair)
+    assert not entries
