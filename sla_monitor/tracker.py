@@ -81,6 +81,7 @@ _RECORDED: Final = 7
 # A clock without a deadline (paused before reaching its target) sorts after every other.
 NO_DEADLINE: Final = 2**63 - 1
 _DEADLINE = struct.Struct("<q")
+_ARRAYS = [struct.Struct(f"<{n}q") for n in range(8)]
 _CHUNK = 256  # pairs per chunk of a _SortedDeadlines (up to twice as many before a split)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -427,12 +428,17 @@ class _SortedDeadlines:
 
 def _deadlines(evaluation: TicketEvaluation, gauges: tuple[GaugeKey, ...]) -> bytes:
     """The deadline of each gauge key's clock, in the order of the keys."""
+    clocks = evaluation.clocks  # keyed by Clock, a StrEnum: its value finds it
     values = []
-    for clock, *_ in gauges:
-        status = evaluation.clocks.get(Clock(clock)) if clock else None
+    for key in gauges:
+        status = clocks.get(key[0]) if key[0] else None  # type: ignore[call-overload]
         deadline = None if status is None else status.deadline
         values.append(NO_DEADLINE if deadline is None else (deadline - _EPOCH) // _MICROSECOND)
-    return struct.pack(f"<{len(values)}q", *values)
+    return (
+        _ARRAYS[len(values)].pack(*values)
+        if len(values) < len(_ARRAYS)
+        else b"".join(_DEADLINE.pack(value) for value in values)
+    )
 
 
 def _same(queue: str) -> str:
