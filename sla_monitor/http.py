@@ -145,6 +145,8 @@ def make_app(daemon: Daemon, http: HttpSettings | None = None) -> web.Applicatio
         )
 
     async def ticket(request: web.Request) -> web.Response:
+        if request.query:
+            return _unknown_parameter(request)
         ticket_id = request.match_info["ticket_id"]
         found = daemon.tracker.ticket(ticket_id)
         if found is None:
@@ -155,7 +157,9 @@ def make_app(daemon: Daemon, http: HttpSettings | None = None) -> web.Applicatio
             return _error(409, "cannot_judge", str(error))
         return web.json_response(explanation_json(explanation, show_subject=show_subjects))
 
-    async def openapi(_: web.Request) -> web.Response:
+    async def openapi(request: web.Request) -> web.Response:
+        if request.query:
+            return _unknown_parameter(request)
         return web.json_response(openapi_document(show_subjects))
 
     app = web.Application(middlewares=[guard])
@@ -167,6 +171,11 @@ def make_app(daemon: Daemon, http: HttpSettings | None = None) -> web.Applicatio
     app.router.add_get("/api/v1/tickets/{ticket_id}", ticket)
     app.router.add_get("/api/v1/openapi.json", openapi)
     return app
+
+
+def _unknown_parameter(request: web.Request) -> web.Response:
+    name = next(iter(request.query))
+    return _error(400, "bad_parameter", f"unknown parameter {name!r}", parameter=name)
 
 
 def _authorized(request: web.Request, token: bytes) -> bool:
@@ -436,13 +445,19 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
                             "schema": {"type": "string"},
                         }
                     ],
-                    "responses": responses("#/components/schemas/Explanation", 404, 409),
+                    "responses": responses("#/components/schemas/Explanation", 400, 404, 409),
                 }
             },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "this document",
-                    "responses": {"200": {"description": "OK"}},
+                    "responses": {
+                        "200": {"description": "OK"},
+                        "400": {
+                            "description": "a query parameter (it takes none)",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                    },
                 }
             },
         },

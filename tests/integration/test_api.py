@@ -194,6 +194,10 @@ async def test_a_ticket_explained_and_an_unknown_one(tracked) -> None:
         missing = await client.get("/api/v1/tickets/424242")
         assert missing.status == 404
         await checked(missing, document)
+        for path in (f"/api/v1/tickets/{ids['paused']}?now=1", "/api/v1/openapi.json?x=1"):
+            bad = await client.get(path)
+            assert bad.status == 400
+            assert (await checked(bad, document))["parameter"] in ("now", "x")
 
 
 async def test_markup_in_a_subject_stays_inert_json(tracked) -> None:
@@ -226,7 +230,7 @@ async def test_show_subjects_false_hides_them(tracked) -> None:
 
 
 async def test_a_token_guards_the_api_only_and_never_reaches_the_logs(
-    tracked, caplog: pytest.LogCaptureFixture
+    tracked, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     daemon, ids = tracked
     document = openapi_document()
@@ -253,6 +257,8 @@ async def test_a_token_guards_the_api_only_and_never_reaches_the_logs(
             assert response.status == 200, open_path
             assert "Content-Security-Policy" not in response.headers
     assert TOKEN not in caplog.text
+    out, err = capfd.readouterr()  # structlog writes to the process's streams
+    assert TOKEN not in out + err
     assert TOKEN not in repr(HttpSettings(token=SecretStr(TOKEN)))
 
 
