@@ -325,7 +325,9 @@ async def serve(
         daemon = build_daemon(settings, store_pool, source_pool, hooks, (tracker, metrics))
         if reload:
             loop.add_signal_handler(signal.SIGHUP, reload_policies, daemon, config)
-        runner = await start_http(daemon, settings.daemon.listen_host, settings.daemon.listen_port)
+        runner = await start_http(
+            daemon, settings.daemon.listen_host, settings.daemon.listen_port, settings.http
+        )
         log.info("listening", host=settings.daemon.listen_host, port=settings.daemon.listen_port)
         supervised = {
             asyncio.create_task(coroutine, name=f"extra-{index}"): f"extra-{index}"

@@ -1,4 +1,5 @@
-"""The `sla-monitor` command: run, evaluate, check-config, migrate, demo, import-rt-sla."""
+"""The `sla-monitor` command: run, evaluate, explain, check-config, migrate, demo,
+import-rt-sla."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from sla_monitor.errors import DatabaseRefused, DatabaseUnavailable
 from sla_monitor.logs import configure_logging
 from sla_monitor.sources import SourceError
 
-EX_OK, EX_SOFTWARE, EX_UNAVAILABLE = 0, 70, 69
+EX_OK, EX_NOT_FOUND, EX_SOFTWARE, EX_UNAVAILABLE = 0, 1, 70, 69
 
 log = structlog.get_logger("sla_monitor.cli")
 
@@ -52,6 +53,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ISO-8601",
         help="judge as of this instant (with a UTC offset) instead of the current time",
     )
+    explain = commands.add_parser(
+        "explain", help="explain one ticket's SLA clocks: policy, calendar, counted time"
+    )
+    explain.add_argument("ticket", metavar="TICKET", help="the ticket's id in the helpdesk")
+    explain.add_argument("--json", action="store_true", help="print JSON instead of text")
+    explain.add_argument(
+        "--now",
+        type=_instant,
+        default=None,
+        metavar="ISO-8601",
+        help="explain as of this instant (with a UTC offset) instead of the current time",
+    )
     commands.add_parser("check-config", help="validate the configuration and exit")
     commands.add_parser("migrate", help="create or upgrade the daemon's own schema")
     demo = commands.add_parser(
@@ -75,9 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit codes: 0 done, 78 (EX_CONFIG) a bad configuration, including a DSN that cannot be
-    parsed, 69 (EX_UNAVAILABLE) a database that refuses the login or does not exist (and, for
-    the one-shot commands, one that cannot be reached)."""
+    """Exit codes: 0 done, 1 ``explain`` of an unknown (or unjudgeable) ticket, 78
+    (EX_CONFIG) a bad configuration, including a DSN that cannot be parsed, 69
+    (EX_UNAVAILABLE) a database that refuses the login or does not exist (and, for the
+    one-shot commands, one that cannot be reached)."""
     args = _parser().parse_args(argv)
     if args.command == "import-rt-sla":  # needs no configuration of its own
         return _import_rt_sla(args.paths)
@@ -107,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         elif args.command == "evaluate":
             return asyncio.run(_evaluate(settings, args.now))
+        elif args.command == "explain":
+            return asyncio.run(_explain(settings, args.ticket, args.now, args.json))
         elif args.command == "demo":
             asyncio.run(_demo(settings, Path(args.data_dir), args.seed))
     except KeyboardInterrupt:
@@ -256,6 +272,58 @@ async def _evaluate(settings: Settings, at: datetime | None = None) -> int:
     report = {"evaluated_at": now.isoformat(), "tickets": tickets, "bad_rows": bad}
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
+    return EX_OK
+
+
+async def _explain(settings: Settings, ticket_id: str, at: datetime | None, as_json: bool) -> int:
+    """Reads one ticket (open or resolved) from the source and explains its clocks; exit 1
+    for an id the source does not have or a ticket it cannot judge."""
+    from sla_monitor.app import build_daemon, open_pools
+    from sla_monitor.engine.explain import explain_ticket, explanation_json, explanation_text
+    from sla_monitor.sources import BadRow
+    from sla_monitor.sources.sql import SqlSource
+
+    now = at or utcnow()
+    async with open_pools(settings) as (store_pool, source_pool):
+        daemon = build_daemon(settings, store_pool, source_pool)
+        source = daemon.source
+        if not isinstance(source, SqlSource):  # every configured source is one today
+            print("sla-monitor: this source cannot read one ticket", file=sys.stderr)
+            return EX_SOFTWARE
+        try:
+            found = await source.ticket(ticket_id)
+        except DatabaseUnavailable as error:
+            setting = "source.dsn" if settings.source.dsn is not None else "database.dsn"
+            if (refused := error.refusal(setting)) is not None:
+                raise refused from None
+            print(f"sla-monitor: cannot read the source: {error}", file=sys.stderr)
+            return EX_UNAVAILABLE
+        except SourceError as error:
+            print(
+                f"sla-monitor: cannot read the source: {type(error).__name__}: {error}",
+                file=sys.stderr,
+            )
+            return EX_UNAVAILABLE
+        if found is None:
+            print(f"sla-monitor: no ticket {ticket_id!r} in the source", file=sys.stderr)
+            return EX_NOT_FOUND
+        if isinstance(found, BadRow):
+            print(
+                f"sla-monitor: ticket {ticket_id!r} cannot be judged: {found.reason}: "
+                f"{found.detail}",
+                file=sys.stderr,
+            )
+            return EX_NOT_FOUND
+        try:
+            explanation = explain_ticket(found, daemon.tracker.policies, now)
+        except TicketError as error:
+            print(f"sla-monitor: ticket {ticket_id!r} cannot be judged: {error}", file=sys.stderr)
+            return EX_NOT_FOUND
+    if as_json:
+        json.dump(explanation_json(explanation), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(explanation_text(explanation))
     return EX_OK
 
 

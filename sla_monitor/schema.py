@@ -154,6 +154,31 @@ class DaemonSettings(_Section):
     max_queues: int = Field(default=100, ge=1)
 
 
+class HttpSettings(_Section):
+    """The HTTP API under /api/ (/metrics, /healthz and /readyz are never behind the token).
+
+    With ``token`` (or ``token_file``, read once at load), /api/ requires
+    ``Authorization: Bearer <token>``; ``show_subjects = false`` leaves ticket subjects out of
+    every API response."""
+
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    show_subjects: bool = True
+
+    @model_validator(mode="after")
+    def _read_token_file(self) -> HttpSettings:
+        if self.token is None and self.token_file is not None:
+            try:
+                self.token = SecretStr(self.token_file.read_text().strip())
+            except OSError as error:
+                raise ValueError(
+                    f"cannot read token_file {self.token_file}: {error.strerror}"
+                ) from None
+        if self.token is not None and not self.token.get_secret_value():
+            raise ValueError("http.token is empty: set a token or leave it out")
+        return self
+
+
 class DatabaseSettings(_Section):
     """The daemon's own state store. Without a DSN an embedded PostgreSQL is started."""
 
@@ -495,6 +520,7 @@ class Settings(BaseSettings):
     )
 
     daemon: DaemonSettings = DaemonSettings()
+    http: HttpSettings = HttpSettings()
     database: DatabaseSettings = DatabaseSettings()
     source: SourceSettings = SourceSettings()
     statuses: StatusSettings = StatusSettings()

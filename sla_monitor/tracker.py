@@ -9,16 +9,23 @@ small: the ticket packed into bytes without the events the engine never reads, t
 was judged (the evaluation itself is recomputed on demand: the engine is deterministic), its
 gauge keys (shared tuples), its next timer, and 64-bit fingerprints of the outcomes already
 recorded, packed too.
+
+For the HTTP API's listing, each ticket also keeps its clocks' deadlines packed beside its
+gauge keys, and the tracker indexes ticket ids by their (shared) gauge keys: a query by state,
+clock, priority or queue picks the few matching gauge combinations, then reads the deadlines
+of their tickets only, and evaluates nothing.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import struct
+from array import array
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from sla_monitor.engine import (
@@ -61,6 +68,7 @@ _Tracked = tuple[
     datetime,  # when it was judged; usually one object shared by a whole batch
     tuple[GaugeKey, ...],  # its gauge keys; shared: one tuple per distinct combination
     datetime | None,  # its evaluation's next_transition
+    bytes,  # per gauge key, the deadline of its clock (microseconds since the epoch)
     bytes,  # 64-bit fingerprints of the outcomes confirmed as recorded
 ]
 _SUBJECT: Final = 1
@@ -68,7 +76,31 @@ _PACKED: Final = 2
 _EVALUATED_AT: Final = 3
 _GAUGES: Final = 4
 _DUE: Final = 5
-_RECORDED: Final = 6
+_DEADLINES: Final = 6
+_RECORDED: Final = 7
+# A clock without a deadline (paused before reaching its target) sorts after every other.
+NO_DEADLINE: Final = 2**63 - 1
+_DEADLINE = struct.Struct("<q")
+_ARRAYS = [struct.Struct(f"<{n}q") for n in range(8)]
+_CHUNK = 256  # pairs per chunk of a _SortedDeadlines (up to twice as many before a split)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A tracked ticket as the listing finds it: its soonest deadline among the clocks that
+    matched (NO_DEADLINE: none), and those clocks as (clock, state, deadline or None)."""
+
+    deadline: int
+    ticket_id: str
+    subject: str
+    priority: str
+    clocks: tuple[tuple[str, str, datetime | None], ...]
+
+
+def deadline_at(micros: int) -> datetime | None:
+    return None if micros == NO_DEADLINE else _EPOCH + micros * _MICROSECOND
 
 
 class Tracker:
@@ -90,6 +122,8 @@ class Tracker:
         # a ticket missing from it may simply not have been read yet.
         self.complete = False
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
+        # The listing index: per gauge key of a clock, its tickets by that clock's deadline.
+        self._by_key: dict[GaugeKey, _SortedDeadlines] = {}
         self._packer = TicketPacker()
 
     def __len__(self) -> int:
@@ -134,6 +168,7 @@ class Tracker:
         previous = self._tracked.get(ticket.ticket_id)
         if previous is not None:
             self._count(previous[_GAUGES], -1)
+            self._index(previous, -1)
         self.owing.discard(ticket.ticket_id)
         if evaluation.category is StatusCategory.RESOLVED:
             self._tracked.pop(ticket.ticket_id, None)
@@ -150,10 +185,12 @@ class Tracker:
             now,
             gauges,
             due,
+            _deadlines(evaluation, gauges),
             previous[_RECORDED] if previous else b"",
         )
         self._tracked[ticket.ticket_id] = tracked
         self._count(gauges, +1)
+        self._index(tracked, +1)
         if due is not None:
             heapq.heappush(self._timers, (due, ticket.ticket_id))
         return evaluation
@@ -221,6 +258,80 @@ class Tracker:
         tracked = self._tracked.pop(ticket_id, None)
         if tracked is not None:
             self._count(tracked[_GAUGES], -1)
+            self._index(tracked, -1)
+
+    def listing(
+        self,
+        states: Collection[str] | None = None,
+        clocks: Collection[str] | None = None,
+        priority: str | None = None,
+        queue: str | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int = 50,
+    ) -> list[Listed]:
+        """Tracked tickets with a running or paused clock that matches every filter given,
+        soonest deadline of their matching clocks first (then by id), from the first one
+        after ``after`` (a ``(deadline, ticket_id)`` of a previous page), at most ``limit``.
+        Read from the index, as of each ticket's latest evaluation (the timers re-evaluate a
+        ticket when its state changes): nothing is evaluated, and only the tickets up to the
+        page's end are read."""
+        label = None if queue is None else self.queue_label(queue)
+        matching = {
+            key
+            for key in self._by_key
+            if (states is None or key[1] in states)
+            and (clocks is None or key[0] in clocks)
+            and (priority is None or key[2] == priority)
+            and (label is None or key[3] == label)
+        }
+        # A folded queue label stands for several queues: check the ticket's own.
+        exact = queue is None or label == queue
+        merged = heapq.merge(*(self._by_key[key].since(after) for key in matching))
+        listed: list[Listed] = []
+        previous = None
+        for pair in merged:
+            if len(listed) >= limit:
+                break
+            if pair == previous:
+                continue  # two clocks of one ticket with the same deadline (or none)
+            previous = pair
+            deadline, ticket_id = pair
+            tracked = self._tracked[ticket_id]
+            gauges, deadlines = tracked[_GAUGES], tracked[_DEADLINES]
+            found = [
+                (gauge[0], gauge[1], _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0])
+                for index, gauge in enumerate(gauges)
+                if gauge in matching
+            ]
+            # Each matching clock of a ticket is in the merge: it is listed at the first.
+            if deadline != min(d for _, _, d in found):
+                continue
+            if not exact and self._unpack(tracked).queue != queue:
+                continue
+            listed.append(
+                Listed(
+                    deadline,
+                    ticket_id,
+                    tracked[_SUBJECT],
+                    gauges[0][2],
+                    tuple((clock, state, deadline_at(d)) for clock, state, d in found),
+                )
+            )
+        return listed
+
+    def _index(self, tracked: _Tracked, delta: int) -> None:
+        ticket_id, gauges, deadlines = tracked[0], tracked[_GAUGES], tracked[_DEADLINES]
+        for index, key in enumerate(gauges):
+            if not key[0]:
+                continue  # paused_too_long is the ticket's, not a clock's
+            deadline = _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0]
+            if delta > 0:
+                self._by_key.setdefault(key, _SortedDeadlines()).add(deadline, ticket_id)
+            else:
+                entries = self._by_key[key]
+                entries.remove(deadline, ticket_id)
+                if not entries:
+                    del self._by_key[key]
 
     def _unpack(self, tracked: _Tracked) -> Ticket:
         ticket_id, subject, packed = tracked[:3]
@@ -243,6 +354,91 @@ class Tracker:
             self.counts[key] += delta
             if self.counts[key] == 0:
                 del self.counts[key]
+
+
+class _SortedDeadlines:
+    """(deadline, ticket id) pairs in order, in chunks of at most 2 * _CHUNK: adding and
+    removing cost O(log n + _CHUNK) whatever the size, and a pair costs 16 bytes (a 64-bit
+    deadline in an array, a reference to the id already held by the tracker)."""
+
+    __slots__ = ("deadlines", "ids", "lasts")
+
+    def __init__(self) -> None:
+        self.deadlines: list[array[int]] = []
+        self.ids: list[list[str]] = []
+        self.lasts: list[tuple[int, str]] = []  # each chunk's last pair
+
+    def __bool__(self) -> bool:
+        return bool(self.lasts)
+
+    def _position(self, chunk: int, deadline: int, ticket_id: str) -> int:
+        deadlines, ids = self.deadlines[chunk], self.ids[chunk]
+        position = bisect.bisect_left(deadlines, deadline)
+        while position < len(ids) and deadlines[position] == deadline and ids[position] < ticket_id:
+            position += 1
+        return position
+
+    def add(self, deadline: int, ticket_id: str) -> None:
+        if not self.lasts:
+            self.deadlines.append(array("q", [deadline]))
+            self.ids.append([ticket_id])
+            self.lasts.append((deadline, ticket_id))
+            return
+        chunk = min(bisect.bisect_left(self.lasts, (deadline, ticket_id)), len(self.lasts) - 1)
+        position = self._position(chunk, deadline, ticket_id)
+        deadlines, ids = self.deadlines[chunk], self.ids[chunk]
+        deadlines.insert(position, deadline)
+        ids.insert(position, ticket_id)
+        self.lasts[chunk] = (deadlines[-1], ids[-1])
+        if len(ids) > 2 * _CHUNK:
+            self.deadlines[chunk : chunk + 1] = [deadlines[:_CHUNK], deadlines[_CHUNK:]]
+            self.ids[chunk : chunk + 1] = [ids[:_CHUNK], ids[_CHUNK:]]
+            self.lasts[chunk : chunk + 1] = [
+                (deadlines[_CHUNK - 1], ids[_CHUNK - 1]),
+                self.lasts[chunk],
+            ]
+
+    def remove(self, deadline: int, ticket_id: str) -> None:
+        chunk = bisect.bisect_left(self.lasts, (deadline, ticket_id))
+        position = self._position(chunk, deadline, ticket_id)
+        deadlines, ids = self.deadlines[chunk], self.ids[chunk]
+        if ids[position] != ticket_id:  # the index is built with the same keys: a bug
+            raise KeyError(ticket_id)
+        del deadlines[position], ids[position]
+        if ids:
+            self.lasts[chunk] = (deadlines[-1], ids[-1])
+        else:
+            del self.deadlines[chunk], self.ids[chunk], self.lasts[chunk]
+
+    def since(self, after: tuple[int, str] | None) -> Iterator[tuple[int, str]]:
+        """The pairs after ``after`` (all for None), in order."""
+        chunk, position = 0, 0
+        if after is not None:
+            chunk = bisect.bisect_right(self.lasts, after)
+            if chunk < len(self.lasts):
+                position = self._position(chunk, *after)
+                ids = self.ids[chunk]
+                if position < len(ids) and ids[position] == after[1]:
+                    position += 1
+        for index in range(chunk, len(self.lasts)):
+            deadlines, ids = self.deadlines[index], self.ids[index]
+            for offset in range(position if index == chunk else 0, len(ids)):
+                yield deadlines[offset], ids[offset]
+
+
+def _deadlines(evaluation: TicketEvaluation, gauges: tuple[GaugeKey, ...]) -> bytes:
+    """The deadline of each gauge key's clock, in the order of the keys."""
+    clocks = evaluation.clocks  # keyed by Clock, a StrEnum: its value finds it
+    values = []
+    for key in gauges:
+        status = clocks.get(key[0]) if key[0] else None  # type: ignore[call-overload]
+        deadline = None if status is None else status.deadline
+        values.append(NO_DEADLINE if deadline is None else (deadline - _EPOCH) // _MICROSECOND)
+    return (
+        _ARRAYS[len(values)].pack(*values)
+        if len(values) < len(_ARRAYS)
+        else b"".join(_DEADLINE.pack(value) for value in values)
+    )
 
 
 def _same(queue: str) -> str:

@@ -411,6 +411,37 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of a ticket's history as one clock sees it: ``category`` open (counts),
+    paused or resolved; ``business_microseconds`` is the open time it adds (0 unless open)."""
+
+    start: datetime
+    end: datetime
+    category: StatusCategory
+    business_microseconds: int
+
+
+def clock_spans(
+    ticket: Ticket, policies: PolicySet, policy: Policy, clock: Clock, now: datetime
+) -> list[Span]:
+    """The status intervals from creation to ``now`` as ``clock`` under ``policy`` counts them
+    (its pausing statuses, its calendar): the very intervals and measure the evaluation uses,
+    for explaining it."""
+    measure = _Times(_until(ticket, now), policies, now).on(policy, clock)
+    return [
+        Span(
+            interval.start,
+            interval.end,
+            interval.category,
+            measure.calendar.business_microseconds(interval.start, interval.end)
+            if interval.category is StatusCategory.OPEN
+            else 0,
+        )
+        for interval in measure.intervals
+    ]
+
+
 def _reply_windows(
     events: Iterable[TicketEvent], resolutions: list[datetime]
 ) -> list[tuple[datetime, datetime | None, bool]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from sys import intern
 from types import MappingProxyType
@@ -36,6 +36,7 @@ from sla_monitor.sources import BadRow, Batch, SourceError
 REFERENCE_SCHEMA = (resources.files("sla_monitor.sources.sql") / "reference_schema.sql").read_text(
     encoding="utf-8"
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before every ticket: "changed since ever"
 # The subject travels in every alert and webhook body: a runaway one must not.
 SUBJECT_LIMIT = 200
 TICKET_COLUMNS = ("ticket_id", "created_at", "updated_at", "queue", "status", "priority")
@@ -106,6 +107,21 @@ class SqlSource:
 
     def changed_since(self, since: datetime) -> AsyncIterator[Batch]:
         return self._stream(self._changed, "changed_tickets_query", since)
+
+    async def ticket(self, ticket_id: str) -> Ticket | BadRow | None:
+        """One ticket by id, open or resolved, with its events (a BadRow when it cannot be
+        read; None when there is none): the configured changed-tickets query, since the
+        epoch, narrowed to that id (PostgreSQL pushes the condition into the query)."""
+        query = (
+            f"SELECT * FROM ({self._changed.strip().rstrip(';')}) AS changed_tickets "
+            "WHERE ticket_id::text = $2::text"
+        )
+        async for batch in self._stream(query, "changed_tickets_query", _EPOCH, ticket_id):
+            if batch.tickets:
+                return batch.tickets[0]
+            if batch.bad_rows:
+                return batch.bad_rows[0]
+        return None
 
     @translates
     async def database_now(self) -> datetime:
