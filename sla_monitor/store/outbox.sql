@@ -99,4 +99,21 @@ WHERE delivered_at IS NULL AND channel = $1 AND next_attempt_at > now()
 
 -- name: active_for
 SELECT alert FROM {schema}.escalations
-WHERE resolved_at IS NULL AND $1 = ANY(channels) ORDER BY triggered_at
+WHERE resolved_at IS NULL AND NOT backlog AND $1 = ANY(channels) ORDER BY triggered_at
+
+-- name: digest
+-- The storm guard: row $1 goes out in the digest $2 of its channel and minute instead (it is
+-- delivered by that digest, due at $4, whose alert is built when it is sent). One transaction
+-- with the claim: a row is digested exactly once, into a digest of a deterministic key.
+WITH folded AS (
+    UPDATE {schema}.outbox SET delivered_at = now(), attempts = attempts + 1, digest_key = $2
+    WHERE id = $1
+    RETURNING channel
+)
+INSERT INTO {schema}.outbox (dedup_key, action, channel, payload, next_attempt_at)
+SELECT $2, 'trigger', channel, $3::jsonb, $4 FROM folded
+ON CONFLICT DO NOTHING
+
+-- name: digested
+-- The alerts a digest tells of, oldest first.
+SELECT payload FROM {schema}.outbox WHERE digest_key = $1 ORDER BY id
