@@ -243,6 +243,12 @@ class OutboxSender:
                     log.info("page_digested", channel=channel, dedup_key=row.dedup_key, digest=key)
                     return _Attempt(Outcome.SKIPPED)
             elif kind == "digest":
+                # Sent only once its minute is over by the clock that folds into it: after
+                # that, nothing more is folded under its key.
+                due = datetime.fromisoformat(alert["startsAt"]) + timedelta(minutes=1)
+                if (now := self.clock()) < due:
+                    await claimed.defer((due + DIGEST_MARGIN - now).total_seconds())
+                    return _Attempt(Outcome.SKIPPED)
                 alert = digest_alert(alert, await claimed.digested())
             notifier = self.notifiers.get(channel)
             try:

@@ -32,11 +32,13 @@ LIMIT 1
 FOR UPDATE OF o SKIP LOCKED
 
 -- name: claim_probe
--- Channel $1's probe: the row due soonest, due yet or not (a parked row only once due).
+-- Channel $1's probe: the row due soonest, due yet or not (a parked row, or a storm digest
+-- whose minute is not over, only once due).
 SELECT o.id, o.dedup_key, o.action, o.channel, o.payload, o.attempts
 FROM {schema}.outbox o
 WHERE o.delivered_at IS NULL AND o.channel = $1
   AND (o.parked_at IS NULL OR o.next_attempt_at <= now())
+  AND (o.payload->>'kind' IS DISTINCT FROM 'digest' OR o.next_attempt_at <= now())
   AND NOT EXISTS (
       SELECT 1 FROM {schema}.outbox earlier
       WHERE earlier.dedup_key = o.dedup_key AND earlier.channel = o.channel
@@ -79,9 +81,11 @@ UPDATE {schema}.outbox SET delivered_at = now(), cancelled_at = now(), last_erro
 WHERE id = $1
 
 -- name: recovered
--- A channel that answers again: its backlog is due now, whatever each row's backoff.
+-- A channel that answers again: its backlog is due now, whatever each row's backoff (but a
+-- storm digest not before its minute is over).
 UPDATE {schema}.outbox SET next_attempt_at = now()
 WHERE channel = $1 AND delivered_at IS NULL AND parked_at IS NULL AND next_attempt_at > now()
+  AND payload->>'kind' IS DISTINCT FROM 'digest'
 
 -- name: retry_parked
 UPDATE {schema}.outbox SET next_attempt_at = now(), parked_at = NULL

@@ -4,8 +4,13 @@ against a fake PagerDuty and Slack and a real PostgreSQL outbox."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+import signal
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,8 +20,10 @@ from sla_monitor.app import build_sender
 from sla_monitor.config import Settings
 from sla_monitor.daemon import Daemon
 from sla_monitor.outbox import OutboxSender
+from sla_monitor.sources.sql import REFERENCE_SCHEMA
 from tests.integration.helpdesk import FakeClock, Helpdesk, at, make_daemon, sample
-from tests.integration.peers import FakePeer, PeerServer
+from tests.integration.peers import FakePeer, PeerServer, free_port, until
+from tests.integration.test_cli import spawn_daemon
 
 pytestmark = pytest.mark.integration
 BACKLOG = 300
@@ -189,11 +196,6 @@ async def test_page_and_record_modes(
     await sender.close()
 
 
-def minute_ago() -> datetime:
-    """A closed minute of the sender's clock: its digest is due at once."""
-    return (datetime.now(UTC) - timedelta(minutes=2)).replace(second=30, microsecond=0)
-
-
 async def test_the_storm_guard_sends_a_digest_beyond_the_limit_and_loses_nothing(
     pool: asyncpg.Pool, helpdesk: Helpdesk, peer: tuple[FakePeer, PeerServer]
 ) -> None:
@@ -217,7 +219,8 @@ async def test_the_storm_guard_sends_a_digest_beyond_the_limit_and_loses_nothing
     # The channel is down: the first sender folds 15 triggers into the minute's digest
     # (committed with their claims), then "crashes" with nothing delivered.
     fake.down = True
-    minute = minute_ago()
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    clock = {"now": datetime.now(UTC)}
     notifiers = build_sender(s, daemon.tracker, daemon.metrics, pool).notifiers
 
     def guarded() -> OutboxSender:
@@ -228,7 +231,7 @@ async def test_the_storm_guard_sends_a_digest_beyond_the_limit_and_loses_nothing
             daemon.metrics,
             retry_initial=0,
             max_pages_per_minute=5,
-            clock=lambda: minute,
+            clock=lambda: clock["now"],
         )
 
     crashed = guarded()
@@ -238,9 +241,20 @@ async def test_the_storm_guard_sends_a_digest_beyond_the_limit_and_loses_nothing
     assert not fake.requests
     assert sample(daemon, "sla_monitor_pages_digested_total", channel="pagerduty") == 15
 
-    # The next sender delivers the 5 pages and the digest, once, under the digest's key.
+    # The next sender, back on a channel that answers, sends the 5 pages at once (its first
+    # pass probes, then drains), but not the digest before the minute is over.
     fake.down = False
     sender = guarded()
+    await sender._channel_pass(sender._channels["pagerduty"])
+    assert len(fake.bodies("/pagerduty")) == 5
+    async with pool.acquire() as conn:
+        digest = "SELECT delivered_at FROM sla_monitor.outbox WHERE payload->>'kind' = 'digest'"
+        assert [row["delivered_at"] for row in await conn.fetch(digest)] == [None]
+        # The minute is over (for the database too): the digest goes, once.
+        await conn.execute(
+            "UPDATE sla_monitor.outbox SET next_attempt_at = now() WHERE delivered_at IS NULL"
+        )
+    clock["now"] = minute + timedelta(minutes=1, seconds=1)
     await sender.deliver_due()
     await sender.deliver_due()
     events = fake.bodies("/pagerduty")
@@ -258,3 +272,84 @@ async def test_the_storm_guard_sends_a_digest_beyond_the_limit_and_loses_nothing
             "SELECT count(*) FROM sla_monitor.outbox WHERE delivered_at IS NULL"
         ) == 0  # fmt: skip
     await sender.close()
+
+
+async def test_a_storm_across_sigkills_loses_no_page_and_pages_no_key_twice(
+    database_dsn: str, tmp_path: Path
+) -> None:
+    """A real daemon, SIGKILLed while 20 new breaches meet max_pages_per_minute = 5: every
+    breach is paged or told in a digest, and no key pages twice."""
+    conn = await asyncpg.connect(database_dsn)
+    await conn.execute(REFERENCE_SCHEMA)
+    fake = FakePeer()
+    server = PeerServer(fake)
+    await server.start()
+    config = tmp_path / "sla-monitor.toml"
+    config.write_text(
+        '[daemon]\npoll_interval = "1s"\n'
+        '[escalation]\nenabled = true\nretry_initial = "0.2s"\nmax_pages_per_minute = 5\n'
+        f'[escalation.channels.pagerduty]\nurl = "{server.url}/pagerduty"\nrouting_key = "k"\n'
+        '[[escalation.levels]]\nname = "oncall"\nwhen = "breached"\nchannels = ["pagerduty"]\n'
+    )
+    rng = random.Random(20261125)
+
+    def start() -> subprocess.Popen[str]:
+        return spawn_daemon(database_dsn, free_port(), config)
+
+    async def pending() -> int:
+        try:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM sla_monitor.outbox WHERE delivered_at IS NULL"
+                )
+            )
+        except asyncpg.UndefinedTableError:
+            return -1
+
+    async def synced() -> bool:
+        try:
+            return bool(await conn.fetchval("SELECT count(*) FROM sla_monitor.watermarks"))
+        except asyncpg.UndefinedTableError:
+            return False
+
+    process = start()
+    try:
+        await until(synced, "the first start's sync", seconds=60)  # on an empty helpdesk
+        created = datetime.now(UTC) - timedelta(hours=2)
+        rows = await conn.fetch(
+            "INSERT INTO helpdesk.tickets (subject, created_at) "
+            "SELECT 'storm ' || n, $1 FROM generate_series(1, 20) n RETURNING id",
+            created,
+        )
+        tickets = {str(row["id"]) for row in rows}
+        for _ in range(3):
+            await asyncio.sleep(rng.uniform(0.3, 1.5))
+            process.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(process.wait)
+            process = start()
+
+        def told() -> set[str]:
+            paged = {
+                e["payload"]["custom_details"]["ticket_id"]
+                for e in fake.bodies("/pagerduty")
+                if "/digest/" not in e["dedup_key"]
+            }
+            digested = {
+                ticket
+                for e in fake.bodies("/pagerduty")
+                if "/digest/" in e["dedup_key"]
+                for ticket in e["payload"]["custom_details"]["tickets"].split(",")
+            }
+            return paged | digested
+
+        async def done() -> bool:
+            return told() >= tickets and await pending() == 0
+
+        await until(done, "every breach paged or digested", seconds=150)
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 10)
+        await server.stop()
+    assert max(fake.pages.values()) == 1
+    assert any("/digest/" in key for key in fake.pages)
+    await conn.close()
