@@ -39,6 +39,7 @@ from sla_monitor.notifiers.rt import RtUpdater
 from sla_monitor.notifiers.slack import SlackNotifier
 from sla_monitor.notifiers.webhook import WebhookNotifier
 from sla_monitor.outbox import OutboxSender
+from sla_monitor.retention import Retention
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
 from sla_monitor.systemd import SystemdHeartbeat, SystemdNotifier
@@ -208,12 +209,14 @@ def build_sender(
         retry_initial=settings.escalation.retry_initial,
         retry_max=settings.escalation.retry_max,
         still_owed=still_owed,
+        max_pages_per_minute=settings.escalation.max_pages_per_minute,
     )
     metrics.customer_updates.labels("cancelled")
     for level in escalation_levels(settings):  # every series exists from the start, at 0
         for channel in level.channels:
             for result in ("delivered", "failed"):
                 metrics.escalations.labels(level.name, channel, result)
+            metrics.pages_digested.labels(channel)
     return sender
 
 
@@ -251,7 +254,10 @@ def build_daemon(
         reconcile_interval=settings.source.reconcile_interval,
     )
     escalations = EscalationPlanner(
-        settings.source.name, escalation_levels(settings), settings.escalation.ticket_url
+        settings.source.name,
+        escalation_levels(settings),
+        settings.escalation.ticket_url,
+        settings.escalation.backlog,
     )
     judge = Judge(source.name, tracker, metrics, escalations, build_update_planner(settings))
     return Daemon(source, store, judge, timing, hooks)
@@ -341,6 +347,12 @@ async def serve(
                 resend = alertmanager.resend_interval if alertmanager is not None else None
                 delivery = asyncio.create_task(sender.run(resend), name="sender")
                 supervised |= {poller: "poller", delivery: "sender"}
+                if settings.retention.enabled:
+                    # Its own task: a purge never holds up a poll; cancelled with the others.
+                    retention = Retention(
+                        store_pool, settings.database.schema_name, settings.retention, metrics
+                    )
+                    supervised[asyncio.create_task(retention.run(), name="retention")] = "retention"
                 crashed = await _until_stopped_or_crashed(stop, supervised, daemon)
                 notifier.notify(stopping="1", status="stopping")
                 daemon.stop()

@@ -14,6 +14,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -219,6 +220,10 @@ class Daemon:
             seconds=self.timing.backfill + self.timing.watermark_lag
         )
         self.watermark = stored if stored is not None else first
+        if stored is None:
+            # A first start: escalations already due are its backlog (see [escalation]
+            # backlog), until the first watermark is recorded.
+            self.judge.escalations.begin_backlog(self.clock())
         count = await self._read_open_tickets()
         self.tracker.complete = True
         if self.hooks.freeze_gc:
@@ -274,17 +279,22 @@ class Daemon:
         handoff = self.judge.take()
         if not handoff and watermark is None:
             return
+        escalations = handoff.escalation_state
+        planner = self.judge.escalations
+        if watermark is not None and (summary := planner.backlog_summary()) is not None:
+            # With the first watermark: a crash before it leaves a first start, summarized
+            # again (with every backlog escalation recorded so far) by the next start.
+            escalations = replace(escalations, summary=summary)
         try:
             new = await self.store.record(
-                list(handoff.outcomes.values()),
-                watermark,
-                handoff.escalation_state,
-                handoff.updates,
+                list(handoff.outcomes.values()), watermark, escalations, handoff.updates
             )
         except BaseException:
             self.judge.put_back(handoff)
             raise
         self.judge.recorded(handoff, new, backlog=not self.synced)
+        if watermark is not None:
+            planner.end_backlog()
         if new.outbox:
             log.info("escalations_recorded", outbox=len(new.outbox))
             if self.hooks.on_outbox is not None:

@@ -1,9 +1,13 @@
 """Escalation planning: the alert every channel is sent for an active escalation (labels and
-annotations), and which escalations changed since they were last recorded."""
+annotations), which escalations changed since they were last recorded, and how a first
+start's backlog is told (one summary per level and channel, see ``backlog_alerts``)."""
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Iterable
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from sla_monitor.engine import TicketEvaluation
 from sla_monitor.engine.escalation import (
@@ -12,7 +16,17 @@ from sla_monitor.engine.escalation import (
     Trigger,
     active_escalations,
 )
-from sla_monitor.records import EscalationRow, EscalationState
+from sla_monitor.records import BacklogSummary, EscalationRow, EscalationState
+
+# What a first start does with escalations already due when monitoring started.
+BacklogMode = Literal["summary", "page", "record"]
+# How a summary says what the escalations of a level were when monitoring started.
+_STATE_WORDS = {
+    "SLAAtRisk": "at risk",
+    "SLABreached": "already breached",
+    "SLAOverdue": "already overdue",
+    "SLAPauseLimit": "paused longer than allowed",
+}
 
 _ALERTNAMES = {
     Trigger.AT_RISK: "SLAAtRisk",
@@ -91,13 +105,40 @@ class EscalationPlanner:
     ticket (as a 64-bit fingerprint of its active keys), so that only changes are handed on."""
 
     def __init__(
-        self, source: str, levels: tuple[EscalationLevel, ...], ticket_url: str = ""
+        self,
+        source: str,
+        levels: tuple[EscalationLevel, ...],
+        ticket_url: str = "",
+        backlog: BacklogMode = "summary",
     ) -> None:
         self.source = source
         self.levels = levels
         self.ticket_url = ticket_url
+        self.backlog_mode: BacklogMode = backlog
         self._recorded: dict[str, int] = {}
         self._pending: dict[str, list[EscalationRow]] = {}
+        # Set from a first start (no stored watermark) until its first watermark is recorded.
+        self._backlog_since: datetime | None = None
+
+    def begin_backlog(self, started_at: datetime) -> None:
+        """A first start: what is escalated until the first watermark is recorded was due
+        before monitoring started (its backlog), and is recorded as the mode says."""
+        if self.backlog_mode != "page":
+            self._backlog_since = started_at
+
+    @property
+    def in_backlog(self) -> bool:
+        return self._backlog_since is not None
+
+    def backlog_summary(self) -> BacklogSummary | None:
+        """The summary to queue with the first watermark (mode "summary" only)."""
+        if self._backlog_since is None or self.backlog_mode != "summary":
+            return None
+        return BacklogSummary(self.source, self._backlog_since, helpdesk_url(self.ticket_url))
+
+    def end_backlog(self) -> None:
+        """The first watermark (and the summary with it) is recorded: escalations page."""
+        self._backlog_since = None
 
     def __contains__(self, ticket_id: object) -> bool:
         """True while a change for this ticket waits to be recorded."""
@@ -142,7 +183,58 @@ def _fingerprint(rows: list[EscalationRow]) -> int:
     return hash(frozenset(row.dedup_key for row in rows))
 
 
-def escalation_state(taken: dict[str, list[EscalationRow]]) -> EscalationState:
+def escalation_state(
+    taken: dict[str, list[EscalationRow]], backlog: bool = False
+) -> EscalationState:
     return EscalationState(
-        tickets=list(taken), active=[row for rows in taken.values() for row in rows]
+        tickets=list(taken),
+        active=[row for rows in taken.values() for row in rows],
+        backlog=backlog,
     )
+
+
+def helpdesk_url(ticket_url: str) -> str:
+    """The helpdesk's address (scheme and host) from the per-ticket URL template."""
+    parts = urlsplit(ticket_url)
+    return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else ""
+
+
+def backlog_alerts(
+    summary: BacklogSummary, counts: Iterable[dict[str, Any]]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(dedup key, channel, alert) of each summary: one per level and channel, from rows of
+    ``level, channel, alertname, severity, team, tickets, by_clock`` (clock -> escalations).
+
+    The key, ``<source>/backlog/<level>/<first start instant>``, is the same however often
+    the queueing is retried (a PagerDuty or webhook receiver drops a repeat)."""
+    alerts = []
+    for row in counts:
+        level, channel, tickets = row["level"], row["channel"], int(row["tickets"])
+        by_clock: dict[str, int] = row["by_clock"]
+        state = _STATE_WORDS.get(row["alertname"], "escalated")
+        clocks = ", ".join(f"{n:,} {clock}" for clock, n in sorted(by_clock.items()))
+        plural = "ticket was" if tickets == 1 else "tickets were"
+        text = f"{tickets:,} {plural} {state} when monitoring started: {clocks}"
+        key = f"{summary.source}/backlog/{level}/{summary.started_at.isoformat()}"
+        labels = {
+            "alertname": "SLABacklog",
+            "source": summary.source,
+            "level": level,
+            "severity": row["severity"] or "warning",
+            "team": row["team"] or "support",
+        }
+        annotations = {
+            "summary": text,
+            "count": str(tickets),
+            "by_clock": ", ".join(f"{clock}={n}" for clock, n in sorted(by_clock.items())),
+            "ticket_url": summary.helpdesk_url,
+        }
+        alert = {
+            "dedup_key": key,
+            "kind": "backlog",
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": summary.started_at.isoformat(),
+        }
+        alerts.append((key, channel, alert))
+    return alerts

@@ -35,13 +35,14 @@ class Handoff:
     outcomes: dict[str, TicketOutcomes]
     escalations: dict[str, list[EscalationRow]]
     updates: OwedUpdates | None
+    backlog: bool = False  # the escalations are a first start's backlog
 
     def __bool__(self) -> bool:
         return bool(self.outcomes or self.escalations or (self.updates and self.updates.rows))
 
     @property
     def escalation_state(self) -> EscalationState:
-        return escalation_state(self.escalations)
+        return escalation_state(self.escalations, self.backlog)
 
 
 class Judge:
@@ -168,7 +169,8 @@ class Judge:
         """Everything waiting to be recorded, taken out so judging may go on meanwhile."""
         outcomes, self._outcomes = self._outcomes, {}
         updates = self.updates.take() if self.updates is not None else None
-        return Handoff(outcomes, self.escalations.take(), updates)
+        backlog = self.escalations.in_backlog
+        return Handoff(outcomes, self.escalations.take(), updates, backlog)
 
     def put_back(self, handoff: Handoff) -> None:
         """Recording failed: anything judged meanwhile is newer than what was taken, and wins."""

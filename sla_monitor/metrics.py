@@ -246,6 +246,19 @@ class Metrics:
         )
         for result in ("sent", "failed"):
             self.customer_updates.labels(result)
+        self.pages_digested = Counter(
+            "sla_monitor_pages_digested",
+            "Triggers beyond [escalation] max_pages_per_minute, sent as one digest per channel "
+            "and minute instead (labels: the configured channels).",
+            ["channel"],
+            registry=r,
+        )
+        self.rows_purged = Counter(
+            "sla_monitor_rows_purged",
+            "Rows of the daemon's own tables deleted by retention, by table.",
+            ["table"],
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "sla_monitor_outbox_pending", "Outbox messages not yet delivered.", registry=r
         )

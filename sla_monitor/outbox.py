@@ -14,6 +14,15 @@ channel's backlog due at once, so a channel that comes back is drained within se
 its rows' backoff. A refusal that repeating cannot change (PermanentDeliveryError: a 4xx) parks
 its row until the maximum backoff or ``retry_parked()`` (called at start), and never blocks
 other rows. An update no longer owed when its turn comes (``still_owed``) is cancelled unsent.
+
+The storm guard: beyond ``max_pages_per_minute`` triggers on a channel in one minute (of the
+sender's clock), a further trigger is folded into that channel's digest of the minute, in its
+claim's transaction: the row is marked delivered with the digest's key (``<channel>/digest/
+<minute>``, deterministic), and the digest is queued due when the minute ends, so a crash never
+loses a folded page nor sends a digest twice under two keys. A digest tells of every row folded
+into it (``digest_alert``). The count per minute is kept in memory: a restart within a minute
+may send up to twice the limit in it. A first start's summaries and the digests themselves are
+never folded.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -33,6 +42,7 @@ import structlog
 from sla_monitor.backoff import backoff
 from sla_monitor.database import Pool
 from sla_monitor.errors import DatabaseUnavailable
+from sla_monitor.escalation_planner import helpdesk_url
 from sla_monitor.metrics import Metrics
 from sla_monitor.notifiers import DeliveryError, Notifier, PermanentDeliveryError
 from sla_monitor.notifiers.alertmanager import AlertmanagerNotifier
@@ -45,6 +55,63 @@ TICK = 1.0  # the longest a sender sleeps without looking at the outbox
 # While the daemon cannot tell whether an update is still owed (its first sync), the update
 # waits this long before it is looked at again.
 UNKNOWN_OWED_DELAY = 1.0
+# A digest is due this long after its minute ends: its minute is the sender's clock, the
+# instant it is due the database's.
+DIGEST_MARGIN = timedelta(seconds=5)
+DIGEST_LISTED = 20  # tickets a digest names; it counts the others
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def digest_key(channel: str, minute: datetime) -> str:
+    return f"{channel}/digest/{minute.strftime('%Y-%m-%dT%H:%MZ')}"
+
+
+def digest_alert(stub: dict[str, Any], folded: list[dict[str, Any]]) -> dict[str, Any]:
+    """The alert of a digest: how many triggers were folded into it, naming the first
+    ``DIGEST_LISTED`` tickets (with level and clock), linking to the helpdesk."""
+    named = [
+        f"{a['labels'].get('ticket_id', '?')} ({a['labels'].get('level', '?')}, "
+        f"{a['labels'].get('clock', '?')})"
+        for a in folded[:DIGEST_LISTED]
+    ]
+    more = len(folded) - len(named)
+    noun = "escalation" if len(folded) == 1 else "escalations"
+    text = f"{len(folded)} more {noun} in this minute: " + ", ".join(named)
+    if more > 0:
+        text += f" and {more} more"
+    first = folded[0]["annotations"] if folded else {}
+    return {
+        **stub,
+        "annotations": {
+            "summary": text,
+            "count": str(len(folded)),
+            "tickets": ",".join(str(a["labels"].get("ticket_id", "")) for a in folded),
+            "ticket_url": helpdesk_url(first.get("ticket_url", "")),
+        },
+    }
+
+
+class _PageBudget:
+    """Triggers sent per channel in the current minute."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._spent: dict[str, tuple[datetime, int]] = {}
+
+    def take(self, channel: str, minute: datetime) -> bool:
+        """True (and counted) while the channel's minute has room for one more page."""
+        if self.limit is None:
+            return True
+        at, spent = self._spent.get(channel, (minute, 0))
+        if at != minute:
+            spent = 0
+        if spent >= self.limit:
+            return False
+        self._spent[channel] = (minute, spent + 1)
+        return True
 
 
 class Outcome(Enum):
@@ -80,9 +147,12 @@ class OutboxSender:
         retry_max: float = 300.0,
         probe_interval: float = 2.0,
         still_owed: Callable[[str], bool | None] | None = None,
+        max_pages_per_minute: int | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         """``still_owed(ticket_id)``: asked right before an update is sent; False cancels it,
-        None (not known yet) defers it briefly."""
+        None (not known yet) defers it briefly. ``max_pages_per_minute``: the storm guard's
+        triggers per channel and minute (None: no guard); ``clock`` tells the minute."""
         self._outbox = OutboxStore(pool, schema)
         self.notifiers = notifiers
         self.metrics = metrics
@@ -91,6 +161,8 @@ class OutboxSender:
         self.retry_max = retry_max
         self.probe_interval = min(probe_interval, retry_max)
         self.still_owed = still_owed
+        self.clock = clock
+        self._budget = _PageBudget(max_pages_per_minute)
         self._channels = {name: _Channel(name) for name in notifiers}
         self._stop = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -155,6 +227,29 @@ class OutboxSender:
                     self.metrics.customer_updates.labels("cancelled").inc()
                     log.info("update_cancelled", channel=channel, dedup_key=row.dedup_key)
                     return _Attempt(Outcome.SKIPPED)
+            kind = alert.get("kind")
+            if action == "trigger" and kind is None and channel in self._channels:
+                minute = self.clock().replace(second=0, microsecond=0)
+                if not self._budget.take(channel, minute):
+                    key = digest_key(channel, minute)
+                    stub = {
+                        "dedup_key": key,
+                        "kind": "digest",
+                        "labels": {"alertname": "SLAEscalationDigest", "level": "digest"},
+                        "startsAt": minute.isoformat(),
+                    }
+                    await claimed.digest(key, stub, minute + timedelta(minutes=1) + DIGEST_MARGIN)
+                    self.metrics.pages_digested.labels(channel).inc()
+                    log.info("page_digested", channel=channel, dedup_key=row.dedup_key, digest=key)
+                    return _Attempt(Outcome.SKIPPED)
+            elif kind == "digest":
+                # Sent only once its minute is over by the clock that folds into it: after
+                # that, nothing more is folded under its key.
+                due = datetime.fromisoformat(alert["startsAt"]) + timedelta(minutes=1)
+                if (now := self.clock()) < due:
+                    await claimed.defer((due + DIGEST_MARGIN - now).total_seconds())
+                    return _Attempt(Outcome.SKIPPED)
+                alert = digest_alert(alert, await claimed.digested())
             notifier = self.notifiers.get(channel)
             try:
                 if notifier is None:

@@ -34,11 +34,26 @@ class EscalationRow:
 
 
 @dataclass(frozen=True, slots=True)
+class BacklogSummary:
+    """A first start's backlog, told once per level and channel (sla_monitor.escalation_planner
+    .backlog_alerts): queued with the first watermark, so exactly once per first start."""
+
+    source: str
+    started_at: datetime  # the first start's instant: part of every summary's dedup key
+    helpdesk_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class EscalationState:
-    """Every escalation active for ``tickets`` after this cycle; others on them resolve."""
+    """Every escalation active for ``tickets`` after this cycle; others on them resolve.
+
+    ``backlog``: the escalations are a first start's backlog, recorded without their own
+    trigger (and never resolved on the channels); ``summary``: queue the backlog's summaries."""
 
     tickets: list[str]
     active: list[EscalationRow]
+    backlog: bool = False
+    summary: BacklogSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -400,6 +400,11 @@ class EscalationSettings(_Section):
     timeout: Duration = 10.0  # per delivery attempt
     retry_initial: Duration = 1.0
     retry_max: Duration = 300.0
+    # A first start's escalations already due: one summary per level and channel, a page
+    # each, or recorded only.
+    backlog: Literal["summary", "page", "record"] = "summary"
+    # Per channel: further triggers in the same minute go out as one digest per minute.
+    max_pages_per_minute: int = Field(default=60, ge=1)
 
     @model_validator(mode="after")
     def _channels_configured(self) -> EscalationSettings:
@@ -512,6 +517,55 @@ class CalendarSettings(_Section):
         return self
 
 
+def _long_duration(value: Any) -> float:
+    """parse_duration without its one-year bound (ten years at most)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        matches = list(_DURATION.finditer(text))
+        if not text or "".join(m.group(0) for m in matches) != text:
+            raise ValueError(f"expected a duration like '30d' or '400d', got {value!r}")
+        seconds = sum(float(m.group(1)) * _UNIT_SECONDS[m.group(2)] for m in matches)
+    else:
+        raise ValueError(f"expected a duration like '30d' or '400d', got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > 10 * 365 * 86400:
+        raise ValueError(f"expected a duration from 1s to ten years, got {value!r}")
+    return seconds
+
+
+RetentionAge = Annotated[float, BeforeValidator(_long_duration)]
+
+# The daily cap of customer updates counts those of the last 24 hours: kept at least twice that.
+MIN_UPDATE_RETENTION = 2 * 86400.0
+
+
+_RETENTION_AGES = ("delivered_outbox", "breaches", "customer_updates", "resolved_escalations")
+
+
+class RetentionSettings(_Section):
+    """How long the daemon's own rows are kept; a background task deletes older ones."""
+
+    enabled: bool = True
+    delivered_outbox: RetentionAge = 30 * 86400.0  # after delivery
+    breaches: RetentionAge = 400 * 86400.0  # breaches and completions, after they happened
+    customer_updates: RetentionAge = 30 * 86400.0  # after they were owed
+    resolved_escalations: RetentionAge = 30 * 86400.0  # after resolution
+    interval: Duration = 3600.0  # between purges
+    batch_size: int = Field(default=1000, ge=1, le=100_000)  # rows per DELETE
+    pause: Duration = 0.1  # between batches: short transactions, others go first
+
+    @field_validator("customer_updates")
+    @classmethod
+    def _daily_cap_window(cls, value: float) -> float:
+        if value < MIN_UPDATE_RETENTION:
+            raise ValueError(
+                "at least 2d: the daily cap of updates reads the last 24 hours, got "
+                f"{value / 3600:g}h"
+            )
+        return value
+
+
 class Settings(BaseSettings):
     """The whole configuration as one typed object."""
 
@@ -529,6 +583,7 @@ class Settings(BaseSettings):
     policies: dict[str, PolicySettings] = {"default": PolicySettings()}
     escalation: EscalationSettings = EscalationSettings()
     updates: UpdateSettings = UpdateSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -637,4 +692,25 @@ class Settings(BaseSettings):
                         f"policies.{name}.priorities: {priority!r} is not one of the "
                         f"configured priorities {self.priorities}"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _retention_outlives_targets(self) -> Settings:
+        # A row purged while its clock may still run would be recorded (and counted) again.
+        targets = {
+            f"policies.{name}.{field}": value
+            for name, policy in self.policies.items()
+            for field in ("first_response", "resolution", "update_interval", "next_reply")
+            if (value := getattr(policy, field)) is not None
+        }
+        if not targets or not self.retention.enabled:
+            return self
+        longest = max(targets, key=lambda field: targets[field])
+        for field in RetentionSettings.model_fields:
+            age = getattr(self.retention, field)
+            if field in _RETENTION_AGES and age < targets[longest]:
+                raise ValueError(
+                    f"retention.{field}: {age / 86400:g}d is shorter than {longest} "
+                    f"({targets[longest] / 86400:g}d), the longest target"
+                )
         return self

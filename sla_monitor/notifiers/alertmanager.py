@@ -1,7 +1,9 @@
 """Prometheus Alertmanager, API v2: POST /api/v2/alerts.
 
 Alertmanager forgets an alert at its endsAt, so active alerts are re-sent before then
-(see ``resend``); a resolve sends endsAt = now.
+(see ``resend``); a resolve sends endsAt = now. A backlog summary or a storm digest is one
+alert (its ``count`` annotation says of how many escalations) that is never re-sent: it
+expires by itself after four resend intervals.
 """
 
 from __future__ import annotations

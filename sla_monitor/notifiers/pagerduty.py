@@ -1,4 +1,7 @@
-"""PagerDuty Events API v2: trigger and resolve by dedup_key (so a repeat never pages twice)."""
+"""PagerDuty Events API v2: trigger and resolve by dedup_key (so a repeat never pages twice).
+
+A first start's backlog summary and a storm digest are triggers of their own key, linking to
+the helpdesk; no resolve ever follows them (someone resolves the incident)."""
 
 from __future__ import annotations
 
@@ -40,7 +43,9 @@ class PagerDutyNotifier:
                 "custom_details": {**labels, **alert["annotations"]},
             }
             if url := alert["annotations"].get("ticket_url"):
-                event["links"] = [{"href": url, "text": f"Ticket {labels.get('ticket_id')}"}]
+                ticket = labels.get("ticket_id")
+                text = f"Ticket {ticket}" if ticket else "Helpdesk"
+                event["links"] = [{"href": url, "text": text}]
         await post_json(
             session, self.name, self.url, json.dumps(event).encode(), secrets=(self._routing_key,)
         )

@@ -1,4 +1,5 @@
-"""Slack incoming webhook: one message when an escalation triggers, one when it resolves."""
+"""Slack incoming webhook: one message when an escalation triggers, one when it resolves; a
+backlog summary or a storm digest is one message linking to the helpdesk."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ class SlackNotifier:
         icon = ":rotating_light:" if action == "trigger" else ":white_check_mark:"
         state = "" if action == "trigger" else "Resolved: "
         link = annotations.get("ticket_url")
-        text = f"{icon} {state}{annotations['summary']}" + (
-            f" <{link}|open ticket>" if link else ""
-        )
+        opens = "open ticket" if alert["labels"].get("ticket_id") else "open helpdesk"
+        text = f"{icon} {state}{annotations['summary']}" + (f" <{link}|{opens}>" if link else "")
         await post_json(session, self.name, self._url, json.dumps({"text": text}).encode())

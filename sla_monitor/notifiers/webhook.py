@@ -2,7 +2,8 @@
 
 Headers: ``X-SLA-Monitor-Signature: sha256=<hex of HMAC(secret, body)>`` and
 ``X-SLA-Monitor-Delivery: <dedup_key>/<action>``, stable across retries, so a receiver can
-drop a repeat.
+drop a repeat. A backlog summary or a storm digest carries ``"kind": "backlog"`` or
+``"digest"`` and a ``count`` annotation, and no ticket_id label.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from sla_monitor.errors import translates
+from sla_monitor.escalation_planner import backlog_alerts
 from sla_monitor.records import (
     EscalationState,
     NewlyRecorded,
@@ -44,6 +45,8 @@ _RESOLVE_ESCALATIONS = _QUERIES["resolve_escalations"]
 _TRIGGER_ESCALATIONS = _QUERIES["trigger_escalations"]
 _ESCALATED_TICKETS = _QUERIES["escalated_tickets"]
 _RECORD_UPDATES = _QUERIES["record_updates"]
+_BACKLOG_COUNTS = _QUERIES["backlog_counts"]
+_QUEUE_SUMMARIES = _QUERIES["queue_summaries"]
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -172,6 +175,36 @@ class StateStore:
     async def _escalate(
         self, conn: asyncpg.Connection, state: EscalationState
     ) -> list[asyncpg.Record]:
+        queued = await self._changes(conn, state)
+        if state.summary is not None:
+            queued += await self._summarize(conn, state)
+        return queued
+
+    async def _summarize(
+        self, conn: asyncpg.Connection, state: EscalationState
+    ) -> list[asyncpg.Record]:
+        """Queues one summary per level and channel of the backlog escalations still active
+        (recorded by this transaction or by an earlier first start that crashed)."""
+        assert state.summary is not None
+        counts = [
+            {**row, "by_clock": json.loads(row["by_clock"] or "{}")}
+            for row in await conn.fetch(self._sql(_BACKLOG_COUNTS), self._source)
+        ]
+        alerts = backlog_alerts(state.summary, counts)
+        if not alerts:
+            return []
+        queued: list[asyncpg.Record] = await conn.fetch(
+            self._sql(_QUEUE_SUMMARIES),
+            [key for key, _, _ in alerts],
+            ["trigger"] * len(alerts),
+            [channel for _, channel, _ in alerts],
+            [json.dumps(alert) for _, _, alert in alerts],
+        )
+        return queued
+
+    async def _changes(
+        self, conn: asyncpg.Connection, state: EscalationState
+    ) -> list[asyncpg.Record]:
         if not state.tickets:
             return []
         keys = [row.dedup_key for row in state.active]
@@ -189,6 +222,7 @@ class StateStore:
             [row.level for row in state.active],
             [",".join(row.channels) for row in state.active],
             [json.dumps(row.alert) for row in state.active],
+            state.backlog,
         )
         return resolved + triggered
 

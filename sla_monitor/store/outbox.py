@@ -11,6 +11,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -34,6 +35,8 @@ _RETRY_PARKED = _QUERIES["retry_parked"]
 _BACKLOG = _QUERIES["backlog"]
 _NEXT_DUE = _QUERIES["next_due"]
 _ACTIVE_FOR = _QUERIES["active_for"]
+_DIGEST = _QUERIES["digest"]
+_DIGESTED = _QUERIES["digested"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,19 @@ class Claimed:
         """Looks at the row again in ``delay`` seconds, not counting an attempt."""
         with translated():
             await self._conn.execute(self._store.sql(_DEFER), self.row.id, delay)
+
+    async def digest(self, key: str, stub: dict[str, Any], due_at: datetime) -> None:
+        """Folds the row into the digest ``key`` (queued, due at ``due_at``, if not yet)."""
+        with translated():
+            await self._conn.execute(
+                self._store.sql(_DIGEST), self.row.id, key, json.dumps(stub), due_at
+            )
+
+    async def digested(self) -> list[dict[str, Any]]:
+        """The alerts folded into this row, a digest (oldest first)."""
+        with translated():
+            rows = await self._conn.fetch(self._store.sql(_DIGESTED), self.row.dedup_key)
+        return [json.loads(row["payload"]) for row in rows]
 
     async def cancel(self, reason: str) -> None:
         """Ends the row unsent, with ``reason`` as its last error."""

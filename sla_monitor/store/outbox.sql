@@ -32,11 +32,13 @@ LIMIT 1
 FOR UPDATE OF o SKIP LOCKED
 
 -- name: claim_probe
--- Channel $1's probe: the row due soonest, due yet or not (a parked row only once due).
+-- Channel $1's probe: the row due soonest, due yet or not (a parked row, or a storm digest
+-- whose minute is not over, only once due).
 SELECT o.id, o.dedup_key, o.action, o.channel, o.payload, o.attempts
 FROM {schema}.outbox o
 WHERE o.delivered_at IS NULL AND o.channel = $1
   AND (o.parked_at IS NULL OR o.next_attempt_at <= now())
+  AND (o.payload->>'kind' IS DISTINCT FROM 'digest' OR o.next_attempt_at <= now())
   AND NOT EXISTS (
       SELECT 1 FROM {schema}.outbox earlier
       WHERE earlier.dedup_key = o.dedup_key AND earlier.channel = o.channel
@@ -79,9 +81,11 @@ UPDATE {schema}.outbox SET delivered_at = now(), cancelled_at = now(), last_erro
 WHERE id = $1
 
 -- name: recovered
--- A channel that answers again: its backlog is due now, whatever each row's backoff.
+-- A channel that answers again: its backlog is due now, whatever each row's backoff (but a
+-- storm digest not before its minute is over).
 UPDATE {schema}.outbox SET next_attempt_at = now()
 WHERE channel = $1 AND delivered_at IS NULL AND parked_at IS NULL AND next_attempt_at > now()
+  AND payload->>'kind' IS DISTINCT FROM 'digest'
 
 -- name: retry_parked
 UPDATE {schema}.outbox SET next_attempt_at = now(), parked_at = NULL
@@ -99,4 +103,21 @@ WHERE delivered_at IS NULL AND channel = $1 AND next_attempt_at > now()
 
 -- name: active_for
 SELECT alert FROM {schema}.escalations
-WHERE resolved_at IS NULL AND $1 = ANY(channels) ORDER BY triggered_at
+WHERE resolved_at IS NULL AND NOT backlog AND $1 = ANY(channels) ORDER BY triggered_at
+
+-- name: digest
+-- The storm guard: row $1 goes out in the digest $2 of its channel and minute instead (it is
+-- delivered by that digest, due at $4, whose alert is built when it is sent). One transaction
+-- with the claim: a row is digested exactly once, into a digest of a deterministic key.
+WITH folded AS (
+    UPDATE {schema}.outbox SET delivered_at = now(), attempts = attempts + 1, digest_key = $2
+    WHERE id = $1
+    RETURNING channel
+)
+INSERT INTO {schema}.outbox (dedup_key, action, channel, payload, next_attempt_at)
+SELECT $2, 'trigger', channel, $3::jsonb, $4 FROM folded
+ON CONFLICT DO NOTHING
+
+-- name: digested
+-- The alerts a digest tells of, oldest first.
+SELECT payload FROM {schema}.outbox WHERE digest_key = $1 ORDER BY id

@@ -52,24 +52,53 @@ WITH resolved AS (
     FROM unnest($2::text[]) AS t (ticket_id)
     WHERE e.source = $1 AND e.ticket_id = t.ticket_id AND e.resolved_at IS NULL
       AND e.dedup_key NOT IN (SELECT unnest($3::text[]))
-    RETURNING e.dedup_key, e.channels, e.alert
+    RETURNING e.dedup_key, e.channels, e.alert, e.backlog
 )
+-- A backlog escalation's trigger was never sent (a summary told of it): nor is its resolve.
 INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
-SELECT dedup_key, 'resolve', unnest(channels), alert FROM resolved
+SELECT dedup_key, 'resolve', unnest(channels), alert FROM resolved WHERE NOT backlog
 ON CONFLICT DO NOTHING
 RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
 
 -- name: trigger_escalations
+-- $8: a first start's backlog, recorded without a trigger each (a summary tells of them).
 WITH inserted AS (
-    INSERT INTO {schema}.escalations (dedup_key, source, ticket_id, clock, level, channels, alert)
-    SELECT key, $1, ticket, clock, level, string_to_array(channels, ','), alert
+    INSERT INTO {schema}.escalations
+        (dedup_key, source, ticket_id, clock, level, channels, alert, backlog)
+    SELECT key, $1, ticket, clock, level, string_to_array(channels, ','), alert, $8
     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
         AS wanted (key, ticket, clock, level, channels, alert)
     ON CONFLICT (dedup_key) DO NOTHING
     RETURNING dedup_key, channels, alert
 )
 INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
-SELECT dedup_key, 'trigger', unnest(channels), alert FROM inserted
+SELECT dedup_key, 'trigger', unnest(channels), alert FROM inserted WHERE NOT $8
+ON CONFLICT DO NOTHING
+RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
+
+-- name: backlog_counts
+-- Per level and channel, the backlog escalations still active: distinct tickets, and
+-- escalations per clock.
+WITH backlog AS (
+    SELECT e.level, channel, e.clock, e.ticket_id, e.alert
+    FROM {schema}.escalations e, unnest(e.channels) AS channel
+    WHERE e.source = $1 AND e.backlog AND e.resolved_at IS NULL
+)
+SELECT level, channel, count(DISTINCT ticket_id) AS tickets,
+       min(alert->'labels'->>'alertname') AS alertname,
+       min(alert->'labels'->>'severity') AS severity,
+       min(alert->'labels'->>'team') AS team,
+       (SELECT jsonb_object_agg(clock, n)::text FROM (
+            SELECT b.clock, count(*) AS n FROM backlog b
+            WHERE b.level = g.level AND b.channel = g.channel GROUP BY b.clock) AS c
+       ) AS by_clock
+FROM backlog g
+GROUP BY level, channel
+ORDER BY level, channel
+
+-- name: queue_summaries
+INSERT INTO {schema}.outbox (dedup_key, action, channel, payload)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
 ON CONFLICT DO NOTHING
 RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
 

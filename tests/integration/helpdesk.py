@@ -116,7 +116,12 @@ def make_daemon(
         "helpdesk",
         tracker,
         Metrics(tracker, max_queues=settings.daemon.max_queues),
-        EscalationPlanner("helpdesk", escalation_levels(settings), settings.escalation.ticket_url),
+        EscalationPlanner(
+            "helpdesk",
+            escalation_levels(settings),
+            settings.escalation.ticket_url,
+            settings.escalation.backlog,
+        ),
         build_update_planner(settings),
     )
     return Daemon(

@@ -34,7 +34,9 @@ def config(tmp_path: Path, peer_url: str) -> Path:
     )
     path.write_text(
         '[daemon]\npoll_interval = "1s"\n'
-        f'[escalation]\nenabled = true\nretry_initial = "0.2s"\n'
+        # Every escalation paged on its own: a first start's backlog, and no storm guard.
+        f'[escalation]\nenabled = true\nretry_initial = "0.2s"\nbacklog = "page"\n'
+        "max_pages_per_minute = 100000\n"
         f'[escalation.channels.pagerduty]\nurl = "{peer_url}/pagerduty"\n'
         'routing_key = "k"\n' + levels
     )
@@ -137,7 +139,7 @@ async def test_sigterm_while_a_channel_hangs_stops_cleanly_and_keeps_the_row(
     settings = tmp_path / "sla-monitor.toml"
     settings.write_text(
         '[daemon]\npoll_interval = "1s"\nshutdown_timeout = "2s"\n'
-        '[escalation]\nenabled = true\ntimeout = "60s"\n'
+        '[escalation]\nenabled = true\ntimeout = "60s"\nbacklog = "page"\n'
         f'[escalation.channels.slack]\nwebhook_url = "{peer.url}/slack"\n'
         '[[escalation.levels]]\nname = "team"\nwhen = "at_risk"\nchannels = ["slack"]\n'
     )

@@ -56,6 +56,7 @@ def escalation_settings(channels: dict[str, Any], level_channels: list[str]) -> 
         escalation={
             "enabled": True,
             "ticket_url": "https://helpdesk.example/t/{ticket_id}",
+            "backlog": "page",  # these tests page tickets already late at the first start
             "retry_initial": 0,  # a failed delivery is due again at once: no waiting in tests
             "channels": channels,
             "levels": [

@@ -58,6 +58,7 @@ def escalating() -> Settings:
         escalation={
             "enabled": True,
             "channels": {"alertmanager": {"url": "http://127.0.0.1:9"}},
+            "backlog": "page",  # these tests page tickets already late at the first start
         }
     )
 
@@ -281,7 +282,7 @@ async def test_remind_mode_reminds_for_every_expired_update_window(pool, helpdes
     await helpdesk.reply(ticket, 10)
     settings = Settings(
         updates={"enabled": True, "mode": "remind", "remind_channels": ["alertmanager"]},
-        escalation={"channels": {"alertmanager": {"url": "http://127.0.0.1:9"}}},
+        escalation={"channels": {"alertmanager": {"url": "http://127.0.0.1:9"}}, "backlog": "page"},
     )
     clock = FakeClock(10 + 241)  # the window opened by the reply expired at 250
     daemon = make_daemon(pool, clock, settings)

@@ -159,7 +159,7 @@ async def test_remind_mode_escalates_to_staff_instead(pool, helpdesk) -> None:
     await helpdesk.reply(ticket, 10)
     settings = Settings(
         updates={"enabled": True, "mode": "remind", "remind_channels": ["alertmanager"]},
-        escalation={"channels": {"alertmanager": {"url": "http://127.0.0.1:9"}}},
+        escalation={"channels": {"alertmanager": {"url": "http://127.0.0.1:9"}}, "backlog": "page"},
     )
     daemon = make_daemon(pool, FakeClock(10 + 245), settings)
     await daemon.store.migrate()
