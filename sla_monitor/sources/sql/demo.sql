@@ -1,0 +1,22 @@
+-- The demo helpdesk's writes and reads on the reference schema (sla_monitor/sources/sql/demo.py).
+
+-- name: open_ticket
+INSERT INTO helpdesk.tickets (subject, queue, priority, status, requester_email)
+VALUES ($1, $2, $3, 'new', $4)
+
+-- name: unresolved_tickets
+SELECT id, status,
+       EXISTS (SELECT 1 FROM helpdesk.ticket_events e
+               WHERE e.ticket_id = t.id AND e.kind = 'public_reply') AS answered
+FROM helpdesk.tickets t
+WHERE status <> ALL('{resolved,closed}')
+
+-- name: add_event
+INSERT INTO helpdesk.ticket_events (ticket_id, kind, author) VALUES ($1, $2, $3)
+
+-- name: status_change_event
+INSERT INTO helpdesk.ticket_events (ticket_id, kind, old_value, new_value)
+VALUES ($1, 'status_change', $2, $3)
+
+-- name: set_status
+UPDATE helpdesk.tickets SET status = $2 WHERE id = $1
