@@ -1,6 +1,11 @@
-"""The HTTP server: /metrics for Prometheus, /healthz (alive), /readyz (polling works), and the
-read-only JSON API under /api/v1/ (the tracked tickets, one ticket's explanation, its OpenAPI
-document).
+"""The HTTP server: the live board at / (sla_monitor/board.py), /metrics for Prometheus,
+/healthz (alive), /readyz (polling works), and the read-only JSON API under /api/v1/ (the
+tracked tickets, one ticket's explanation, its OpenAPI document).
+
+The board is guarded by the same token: ``Authorization: Bearer`` or, for a browser, the token
+once as ``?token=``, which is swapped for an HttpOnly, SameSite=Strict cookie (holding an HMAC
+of the token, not the token) by a redirect that drops it from the URL. Its pages are never
+cached and allow only their own inline style and script (a nonce per response).
 
 The API shows ticket subjects, so it is guarded: with ``[http] token`` every /api/ request
 needs ``Authorization: Bearer <token>`` (compared in constant time; a 401 says nothing about
@@ -13,8 +18,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +29,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sla_monitor import __version__
+from sla_monitor.board import render_board, render_unauthorized
 from sla_monitor.daemon import Daemon
 from sla_monitor.engine import Clock, ClockState
 from sla_monitor.engine.clocks import TicketError
@@ -29,10 +37,7 @@ from sla_monitor.engine.explain import explain_ticket, explanation_json
 from sla_monitor.schema import HttpSettings
 from sla_monitor.tracker import NO_DEADLINE, deadline_at
 
-_INDEX = """<!doctype html><title>sla-monitor</title><h1>sla-monitor {version}</h1>
-<ul><li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>
-<li><a href="/readyz">/readyz</a></li></ul>"""
-
+BOARD_COOKIE = "sla_monitor_board"
 # The states a listed clock can be in: a stopped (met) clock is no longer open work.
 LISTED_STATES = tuple(s.value for s in ClockState if s is not ClockState.MET)
 CLOCKS = tuple(c.value for c in Clock)
@@ -63,8 +68,44 @@ def make_app(daemon: Daemon, http: HttpSettings | None = None) -> web.Applicatio
     token = None if http.token is None else http.token.get_secret_value().encode()
     show_subjects = http.show_subjects
 
-    async def index(_: web.Request) -> web.Response:
-        return web.Response(text=_INDEX.format(version=__version__), content_type="text/html")
+    # The board's cookie holds a MAC of the token: a leaked cookie does not reveal the token
+    # (which also opens the API), and changing the token invalidates every cookie.
+    cookie = None if token is None else hmac.new(token, b"board", hashlib.sha256).hexdigest()
+
+    async def board(request: web.Request) -> web.Response:
+        nonce = secrets.token_urlsafe(16)
+        if token is not None and cookie is not None:
+            given = request.query.get("token")
+            if given is not None:
+                if not hmac.compare_digest(given.encode(), token):
+                    return _board_response(render_unauthorized(nonce), nonce, 401)
+                rest = [(k, v) for k, v in request.query.items() if k != "token"]
+                response = _board_response("", nonce, 303)
+                response.headers["Location"] = str(request.rel_url.with_query(rest))
+                response.set_cookie(
+                    BOARD_COOKIE,
+                    cookie,
+                    httponly=True,
+                    samesite="Strict",
+                    path="/",
+                    secure=request.secure,
+                )
+                return response
+            kept = request.cookies.get(BOARD_COOKIE, "")
+            if not (
+                _authorized(request, token) or hmac.compare_digest(kept.encode(), cookie.encode())
+            ):
+                response = _board_response(render_unauthorized(nonce), nonce, 401)
+                response.headers["WWW-Authenticate"] = 'Bearer realm="sla-monitor"'
+                return response
+        page = render_board(
+            daemon,
+            nonce,
+            show_subjects,
+            queue=request.query.get("queue") or None,
+            priority=request.query.get("priority") or None,
+        )
+        return _board_response(page, nonce)
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(daemon.metrics.registry)
@@ -163,7 +204,7 @@ def make_app(daemon: Daemon, http: HttpSettings | None = None) -> web.Applicatio
         return web.json_response(openapi_document(show_subjects))
 
     app = web.Application(middlewares=[guard])
-    app.router.add_get("/", index)
+    app.router.add_get("/", board)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -171,6 +212,23 @@ def make_app(daemon: Daemon, http: HttpSettings | None = None) -> web.Applicatio
     app.router.add_get("/api/v1/tickets/{ticket_id}", ticket)
     app.router.add_get("/api/v1/openapi.json", openapi)
     return app
+
+
+def _board_response(text: str, nonce: str, status: int = 200) -> web.Response:
+    """An HTML response of the board: never cached, only its own inline blocks may run."""
+    response = web.Response(text=text, status=status, content_type="text/html")
+    response.headers.update(
+        {
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": (
+                f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}';"
+                " img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
+    )
+    return response
 
 
 def _unknown_parameter(request: web.Request) -> web.Response:
