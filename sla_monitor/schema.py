@@ -155,11 +155,12 @@ class DaemonSettings(_Section):
 
 
 class HttpSettings(_Section):
-    """The HTTP API under /api/ (/metrics, /healthz and /readyz are never behind the token).
+    """The HTTP API under /api/ and the board at / (/metrics, /healthz and /readyz are never
+    behind the token).
 
     With ``token`` (or ``token_file``, read once at load), /api/ requires
-    ``Authorization: Bearer <token>``; ``show_subjects = false`` leaves ticket subjects out of
-    every API response."""
+    ``Authorization: Bearer <token>`` and the board the same or its cookie;
+    ``show_subjects = false`` leaves ticket subjects out of every API response and the board."""
 
     token: SecretStr | None = None
     token_file: Path | None = None
