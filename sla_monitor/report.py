@@ -271,7 +271,8 @@ def _reasons(
         reasons.append(
             RiskReason(
                 "breaches",
-                f"{len(broken)} breached clocks (at least {rules.min_breaches}): {listed}",
+                f"{_plural(len(broken), 'breached clock')} (at least {rules.min_breaches}): "
+                f"{listed}",
                 _tickets(b.ticket_id for b in broken),
             )
         )
@@ -282,7 +283,7 @@ def _reasons(
             reasons.append(
                 RiskReason(
                     "compliance",
-                    f"compliance {met / len(done):.1%} of {len(done)} completions "
+                    f"compliance {met / len(done):.1%} of {_plural(len(done), 'completion')} "
                     f"(below {rules.min_compliance:.0%})",
                     _tickets(row.ticket_id for row in missed),
                 )
@@ -293,7 +294,7 @@ def _reasons(
         reasons.append(
             RiskReason(
                 "max_wait",
-                f"{len(waited)} completions over {_hours(rules.max_wait)}, the longest "
+                f"{_plural(len(waited), 'completion')} over {_hours(rules.max_wait)}, the longest "
                 f"{_hours(longest.elapsed_seconds)} ({longest.ticket_id} {longest.clock})",
                 _tickets(row.ticket_id for row in waited),
             )
@@ -312,6 +313,10 @@ def at_risk_counts(found: Iterable[AtRisk]) -> dict[str, int]:
 
 def _tickets(ids: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _hours(seconds: float) -> str:
