@@ -339,8 +339,19 @@ async def serve(
         daemon = build_daemon(settings, store_pool, source_pool, hooks, (tracker, metrics))
         if reload:
             loop.add_signal_handler(signal.SIGHUP, reload_policies, daemon, config)
+        # The bounded churn gauge, recounted from the recorded outcomes (its own task, below).
+        churn = ChurnWatch(
+            ReportStore(store_pool, settings.database.schema_name, settings.source.name),
+            churn_rules(settings),
+            metrics,
+            settings.churn.interval,
+        )
         runner = await start_http(
-            daemon, settings.daemon.listen_host, settings.daemon.listen_port, settings.http
+            daemon,
+            settings.daemon.listen_host,
+            settings.daemon.listen_port,
+            settings.http,
+            lambda: churn.latest,
         )
         log.info("listening", host=settings.daemon.listen_host, port=settings.daemon.listen_port)
         supervised = {
@@ -361,13 +372,6 @@ async def serve(
                         store_pool, settings.database.schema_name, settings.retention, metrics
                     )
                     supervised[asyncio.create_task(retention.run(), name="retention")] = "retention"
-                # The bounded churn gauge, recounted from the recorded outcomes (its own task).
-                churn = ChurnWatch(
-                    ReportStore(store_pool, settings.database.schema_name, settings.source.name),
-                    churn_rules(settings),
-                    metrics,
-                    settings.churn.interval,
-                )
                 supervised[asyncio.create_task(churn.run(), name="churn")] = "churn"
                 crashed = await _until_stopped_or_crashed(stop, supervised, daemon)
                 notifier.notify(stopping="1", status="stopping")

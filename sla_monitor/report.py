@@ -434,20 +434,25 @@ def report_json(report: Report) -> dict[str, Any]:
             }
             for g in report.groups
         ],
-        "at_risk": [
-            {
-                "kind": entry.kind,
-                "name": entry.name,
-                "reasons": [
-                    {"reason": r.reason, "detail": r.detail, "tickets": list(r.tickets)}
-                    for r in entry.reasons
-                ],
-            }
-            for entry in report.at_risk
-        ],
+        "at_risk": at_risk_json(report.at_risk),
         "churn_from": None if report.churn_start is None else report.churn_start.isoformat(),
         "notes": list(report.notes),
     }
+
+
+def at_risk_json(found: Iterable[AtRisk]) -> list[dict[str, Any]]:
+    """The entries at risk as JSON (the report's and GET /api/v1/customers/at-risk's)."""
+    return [
+        {
+            "kind": entry.kind,
+            "name": entry.name,
+            "reasons": [
+                {"reason": r.reason, "detail": r.detail, "tickets": list(r.tickets)}
+                for r in entry.reasons
+            ],
+        }
+        for entry in found
+    ]
 
 
 def render_json(report: Report) -> str:

@@ -10,6 +10,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
@@ -21,6 +22,7 @@ from sla_monitor.report import (
     ChurnRules,
     CompletionRow,
     at_risk_counts,
+    at_risk_json,
     churn_risk,
 )
 from sla_monitor.sql import load_queries
@@ -82,6 +84,8 @@ class ChurnWatch:
         self.metrics = metrics
         self.interval = interval
         self.clock = clock
+        # The last count (None before the first), for GET /api/v1/customers/at-risk.
+        self.latest: dict[str, Any] | None = None
 
     async def count(self) -> dict[str, int]:
         """Reads the window ending now and sets the gauge; returns the counts per reason."""
@@ -89,7 +93,14 @@ class ChurnWatch:
         since = now - timedelta(seconds=self.rules.window)
         completions = await self.store.completions(since, now)
         breaches = await self.store.breaches(since, now)
-        counts = at_risk_counts(churn_risk(completions, breaches, self.rules, now))
+        found = churn_risk(completions, breaches, self.rules, now)
+        counts = at_risk_counts(found)
+        self.latest = {
+            "counted_at": now.isoformat(),
+            "since": since.isoformat(),
+            "counts": counts,
+            "at_risk": at_risk_json(found),
+        }
         for reason, count in counts.items():
             self.metrics.customers_at_risk.labels(reason).set(count)
         return counts

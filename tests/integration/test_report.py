@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import generate_latest
 
 from sla_monitor.engine import PolicySet
+from sla_monitor.http import make_app, openapi_document
 from sla_monitor.metrics import Metrics
 from sla_monitor.report import ChurnRules
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
@@ -21,6 +23,7 @@ from sla_monitor.store.report import ChurnWatch, ReportStore
 from sla_monitor.tracker import Tracker
 from tests.integration.helpdesk import FakeClock, make_daemon
 from tests.integration.peers import free_port
+from tests.integration.test_api import validate
 from tests.integration.test_cli import sla_monitor, spawn_daemon
 
 pytestmark = pytest.mark.integration
@@ -161,3 +164,32 @@ async def test_the_served_daemon_exports_the_churn_gauge(database_dsn: str) -> N
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+async def test_the_api_answers_the_last_count_of_customers_at_risk(pool, helpdesk) -> None:
+    _, late = await recorded_outcomes(pool, helpdesk)
+    daemon = make_daemon(pool, FakeClock(90))
+    rules = ChurnRules(window=90 * 86400, min_breaches=1, min_compliance=0.8, max_wait=86400)
+    now = datetime(2026, 4, 1, tzinfo=UTC)
+    store = ReportStore(pool, "sla_monitor", "helpdesk")
+    watch = ChurnWatch(store, rules, daemon.metrics, 300, lambda: now)
+    document = openapi_document()
+    async with TestClient(TestServer(make_app(daemon, at_risk=lambda: watch.latest))) as client:
+        before = await client.get("/api/v1/customers/at-risk")
+        assert before.status == 503
+        assert (await before.json())["error"] == "not_counted"
+        await watch.count()
+        response = await client.get("/api/v1/customers/at-risk")
+        assert response.status == 200
+        body = await response.json()
+        operation = document["paths"]["/api/v1/customers/at-risk"]["get"]
+        validate(
+            body, operation["responses"]["200"]["content"]["application/json"]["schema"], document
+        )
+        assert body["counts"] == {"breaches": 2, "compliance": 0, "max_wait": 0}
+        assert [(e["kind"], e["name"]) for e in body["at_risk"]] == [
+            ("customer", "ann@acme.example"),
+            ("organization", "Acme"),
+        ]
+        assert body["at_risk"][1]["reasons"][0]["tickets"] == [late]
+        assert (await client.get("/api/v1/customers/at-risk?x=1")).status == 400
