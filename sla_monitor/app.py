@@ -39,9 +39,11 @@ from sla_monitor.notifiers.rt import RtUpdater
 from sla_monitor.notifiers.slack import SlackNotifier
 from sla_monitor.notifiers.webhook import WebhookNotifier
 from sla_monitor.outbox import OutboxSender
+from sla_monitor.report import ChurnRules
 from sla_monitor.retention import Retention
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
+from sla_monitor.store.report import ChurnWatch, ReportStore
 from sla_monitor.systemd import SystemdHeartbeat, SystemdNotifier
 from sla_monitor.templates import UpdateTemplates
 from sla_monitor.tracker import Tracker
@@ -72,6 +74,12 @@ def check_dsns(settings: Settings) -> None:
                 f"{field}: the DSN cannot be parsed: {problem}; percent-encode special "
                 "characters in the password"
             )
+
+
+def churn_rules(settings: Settings) -> ChurnRules:
+    """The [churn] section as the report's rules."""
+    churn = settings.churn
+    return ChurnRules(churn.window, churn.min_breaches, churn.min_compliance, churn.max_wait)
 
 
 @contextlib.asynccontextmanager
@@ -331,8 +339,19 @@ async def serve(
         daemon = build_daemon(settings, store_pool, source_pool, hooks, (tracker, metrics))
         if reload:
             loop.add_signal_handler(signal.SIGHUP, reload_policies, daemon, config)
+        # The bounded churn gauge, recounted from the recorded outcomes (its own task, below).
+        churn = ChurnWatch(
+            ReportStore(store_pool, settings.database.schema_name, settings.source.name),
+            churn_rules(settings),
+            metrics,
+            settings.churn.interval,
+        )
         runner = await start_http(
-            daemon, settings.daemon.listen_host, settings.daemon.listen_port, settings.http
+            daemon,
+            settings.daemon.listen_host,
+            settings.daemon.listen_port,
+            settings.http,
+            lambda: churn.latest,
         )
         log.info("listening", host=settings.daemon.listen_host, port=settings.daemon.listen_port)
         supervised = {
@@ -353,6 +372,7 @@ async def serve(
                         store_pool, settings.database.schema_name, settings.retention, metrics
                     )
                     supervised[asyncio.create_task(retention.run(), name="retention")] = "retention"
+                supervised[asyncio.create_task(churn.run(), name="churn")] = "churn"
                 crashed = await _until_stopped_or_crashed(stop, supervised, daemon)
                 notifier.notify(stopping="1", status="stopping")
                 daemon.stop()

@@ -1,4 +1,4 @@
-"""The `sla-monitor` command: run, evaluate, explain, check-config, migrate, demo,
+"""The `sla-monitor` command: run, evaluate, explain, report, check-config, migrate, demo,
 import-rt-sla."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sla_monitor.errors import DatabaseRefused, DatabaseUnavailable
 from sla_monitor.logs import configure_logging
 from sla_monitor.sources import SourceError
 
-EX_OK, EX_NOT_FOUND, EX_SOFTWARE, EX_UNAVAILABLE = 0, 1, 70, 69
+EX_OK, EX_NOT_FOUND, EX_USAGE, EX_SOFTWARE, EX_UNAVAILABLE = 0, 1, 64, 70, 69
 
 log = structlog.get_logger("sla_monitor.cli")
 
@@ -65,6 +65,28 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ISO-8601",
         help="explain as of this instant (with a UTC offset) instead of the current time",
     )
+    report = commands.add_parser(
+        "report",
+        help="SLA compliance per group and customers at risk, from the recorded outcomes",
+    )
+    report.add_argument("--from", dest="start", metavar="DATE", help="first day (2026-11-01)")
+    report.add_argument("--to", dest="end", metavar="DATE", help="last day, included")
+    report.add_argument("--period", metavar="YYYY-MM", help="one calendar month (UTC)")
+    report.add_argument("--last", metavar="SPAN", help="the last 30d, 12h, 4w (default 30d)")
+    report.add_argument(
+        "--by",
+        action="append",
+        metavar="GROUPING",
+        help="queue (default), priority, policy, organization, customer or clock; repeatable",
+    )
+    report.add_argument("--format", default="table", help="table (default), csv, json or html")
+    report.add_argument(
+        "--now",
+        type=_instant,
+        default=None,
+        metavar="ISO-8601",
+        help="report as of this instant (with a UTC offset) instead of the current time",
+    )
     commands.add_parser("check-config", help="validate the configuration and exit")
     commands.add_parser("migrate", help="create or upgrade the daemon's own schema")
     demo = commands.add_parser(
@@ -88,13 +110,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit codes: 0 done, 1 ``explain`` of an unknown (or unjudgeable) ticket, 78
+    """Exit codes: 0 done, 1 ``explain`` of an unknown (or unjudgeable) ticket, 64
+    (EX_USAGE) a ``report`` asked with a bad date, period, grouping or format, 78
     (EX_CONFIG) a bad configuration, including a DSN that cannot be parsed, 69
     (EX_UNAVAILABLE) a database that refuses the login or does not exist (and, for the
     one-shot commands, one that cannot be reached)."""
     args = _parser().parse_args(argv)
     if args.command == "import-rt-sla":  # needs no configuration of its own
         return _import_rt_sla(args.paths)
+    if args.command == "report":
+        from sla_monitor.report import ReportError
+
+        try:
+            asked = _report_input(args)
+        except ReportError as error:
+            print(f"sla-monitor: report: {error}", file=sys.stderr)
+            return EX_USAGE
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
@@ -123,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_evaluate(settings, args.now))
         elif args.command == "explain":
             return asyncio.run(_explain(settings, args.ticket, args.now, args.json))
+        elif args.command == "report":
+            return asyncio.run(_report(settings, *asked))
         elif args.command == "demo":
             asyncio.run(_demo(settings, Path(args.data_dir), args.seed))
     except KeyboardInterrupt:
@@ -170,6 +203,65 @@ async def _migrate(settings: Settings) -> int:
             print(f"sla-monitor: cannot migrate: {error}", file=sys.stderr)
             return EX_UNAVAILABLE
     print(f"schema {settings.database.schema_name!r} is current; applied: {applied or 'none'}")
+    return EX_OK
+
+
+def _report_input(
+    args: argparse.Namespace,
+) -> tuple[datetime, datetime, tuple[str, ...], str, datetime]:
+    """The report's period, groupings, format and ``now``; ReportError for bad input."""
+    from sla_monitor.report import FORMATS, ReportError, groupings, period
+
+    now = args.now or utcnow()
+    start, end = period(args.start, args.end, args.period, args.last, now)
+    by = groupings(args.by)
+    if args.format not in FORMATS:
+        raise ReportError(f"--format: unknown format {args.format!r} (one of {', '.join(FORMATS)})")
+    return start, end, by, args.format, now
+
+
+async def _report(
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    by: tuple[str, ...],
+    output: str,
+    now: datetime,
+) -> int:
+    """Reads the period's outcomes (and the churn window's, ending with the period or now)
+    from the daemon's schema and prints the report."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from sla_monitor.app import churn_rules, open_pools
+    from sla_monitor.report import RENDERERS, build, churn_risk, render_html
+    from sla_monitor.store.report import ReportStore
+
+    rules = churn_rules(settings)
+    churn_end = min(end, now)
+    churn_start = churn_end - timedelta(seconds=rules.window)
+    first = min(start, churn_start)
+    async with open_pools(settings) as (store_pool, _):
+        store = ReportStore(store_pool, settings.database.schema_name, settings.source.name)
+        try:
+            completions = await store.completions(first, end)
+            breaches = await store.breaches(first, end)
+        except DatabaseUnavailable as error:
+            if (refused := error.refusal("database.dsn")) is not None:
+                raise refused from None
+            print(f"sla-monitor: cannot read the recorded outcomes: {error}", file=sys.stderr)
+            return EX_UNAVAILABLE
+    report = build(completions, breaches, by, start, end)
+    report = replace(
+        report,
+        at_risk=tuple(churn_risk(completions, breaches, rules, churn_end)),
+        churn_start=churn_start,
+    )
+    if output == "html":
+        text = render_html(report, floor=rules.min_compliance)
+    else:
+        text = RENDERERS[output](report)
+    sys.stdout.write(text)
     return EX_OK
 
 

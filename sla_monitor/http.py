@@ -63,7 +63,13 @@ def _error(status: int, error: str, detail: str, **extra: str) -> web.Response:
     return web.json_response({"error": error, "detail": detail, **extra}, status=status)
 
 
-def make_app(daemon: Daemon, http: HttpSettings | None = None) -> web.Application:
+def make_app(
+    daemon: Daemon,
+    http: HttpSettings | None = None,
+    at_risk: Callable[[], dict[str, Any] | None] | None = None,
+) -> web.Application:
+    """``at_risk``: the churn watch's last count (sla_monitor.store.report.ChurnWatch.latest),
+    None before the first."""
     http = http or HttpSettings()
     token = None if http.token is None else http.token.get_secret_value().encode()
     show_subjects = http.show_subjects
@@ -198,6 +204,14 @@ def make_app(daemon: Daemon, http: HttpSettings | None = None) -> web.Applicatio
             return _error(409, "cannot_judge", str(error))
         return web.json_response(explanation_json(explanation, show_subject=show_subjects))
 
+    async def customers_at_risk(request: web.Request) -> web.Response:
+        if request.query:
+            return _unknown_parameter(request)
+        latest = None if at_risk is None else at_risk()
+        if latest is None:
+            return _error(503, "not_counted", "the customers at risk have not been counted yet")
+        return web.json_response(latest)
+
     async def openapi(request: web.Request) -> web.Response:
         if request.query:
             return _unknown_parameter(request)
@@ -210,6 +224,7 @@ def make_app(daemon: Daemon, http: HttpSettings | None = None) -> web.Applicatio
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/tickets", tickets)
     app.router.add_get("/api/v1/tickets/{ticket_id}", ticket)
+    app.router.add_get("/api/v1/customers/at-risk", customers_at_risk)
     app.router.add_get("/api/v1/openapi.json", openapi)
     return app
 
@@ -506,6 +521,31 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
                     "responses": responses("#/components/schemas/Explanation", 400, 404, 409),
                 }
             },
+            "/api/v1/customers/at-risk": {
+                "get": {
+                    "summary": "customers and organizations at risk of churning under [churn], "
+                    "as the daemon last counted them (every [churn] interval)",
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/AtRisk"}
+                                }
+                            },
+                        },
+                        "400": {
+                            "description": "a query parameter (it takes none)",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                        "503": {
+                            "description": "not counted yet (just started, or the database "
+                            "was away)",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "this document",
@@ -544,6 +584,49 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
                         "next_cursor": {"type": ["string", "null"]},
                     },
                 },
+                "AtRisk": {
+                    "type": "object",
+                    "required": ["counted_at", "since", "counts", "at_risk"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "counted_at": {"type": "string", "format": "date-time"},
+                        "since": {"type": "string", "format": "date-time"},
+                        "counts": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer"},
+                        },
+                        "at_risk": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["kind", "name", "reasons"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "kind": {"enum": ["customer", "organization"]},
+                                    "name": {"type": "string"},
+                                    "reasons": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["reason", "detail", "tickets"],
+                                            "additionalProperties": False,
+                                            "properties": {
+                                                "reason": {
+                                                    "enum": ["breaches", "compliance", "max_wait"]
+                                                },
+                                                "detail": {"type": "string"},
+                                                "tickets": {
+                                                    "type": "array",
+                                                    "items": {"type": "string"},
+                                                },
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
                 "TicketSummary": summary,
                 "Explanation": explanation,
                 "Clock": clock,
@@ -554,9 +637,13 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
 
 
 async def start_http(
-    daemon: Daemon, host: str, port: int, http: HttpSettings | None = None
+    daemon: Daemon,
+    host: str,
+    port: int,
+    http: HttpSettings | None = None,
+    at_risk: Callable[[], dict[str, Any] | None] | None = None,
 ) -> web.AppRunner:
-    runner = web.AppRunner(make_app(daemon, http), access_log=None)
+    runner = web.AppRunner(make_app(daemon, http, at_risk), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

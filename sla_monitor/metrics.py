@@ -259,6 +259,13 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.customers_at_risk = Gauge(
+            "sla_monitor_customers_at_risk",
+            "Customers and organizations at risk of churning under [churn], by reason "
+            "(breaches, compliance, max_wait); recounted every [churn] interval.",
+            ["reason"],
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "sla_monitor_outbox_pending", "Outbox messages not yet delivered.", registry=r
         )

@@ -19,6 +19,11 @@ class TicketOutcomes:
     queue: str
     breaches: tuple[Breach, ...]
     completions: tuple[Completion, ...]
+    # Who the ticket is for, and the policy that judged it: recorded with each row, for the
+    # reports (sla_monitor.report). None when the helpdesk does not say.
+    customer: str | None = None
+    organization: str | None = None
+    policy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

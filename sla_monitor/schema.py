@@ -567,6 +567,19 @@ class RetentionSettings(_Section):
         return value
 
 
+class ChurnSettings(_Section):
+    """When a customer or organization is at risk of churning (sla_monitor.report): in the
+    ``window``, at least ``min_breaches`` breached clocks, or a compliance below
+    ``min_compliance``, or one completion that took longer than ``max_wait``."""
+
+    window: Duration = 90 * 86400.0
+    min_breaches: int = Field(default=3, ge=1)
+    min_compliance: float = Field(default=0.8, ge=0.0, le=1.0)
+    max_wait: Duration = 48 * 3600.0
+    # How often the daemon recounts the sla_monitor_customers_at_risk gauge.
+    interval: Duration = 300.0
+
+
 class Settings(BaseSettings):
     """The whole configuration as one typed object."""
 
@@ -585,6 +598,7 @@ class Settings(BaseSettings):
     escalation: EscalationSettings = EscalationSettings()
     updates: UpdateSettings = UpdateSettings()
     retention: RetentionSettings = RetentionSettings()
+    churn: ChurnSettings = ChurnSettings()
 
     @classmethod
     def settings_customise_sources(

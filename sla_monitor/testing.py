@@ -67,6 +67,9 @@ class MemorySource:
         return {t for t, (ticket, _) in self.tickets.items() if ticket.status not in self.resolved}
 
 
+Whom = tuple[str | None, str | None, str | None]  # customer, organization, policy
+
+
 @dataclass
 class MemoryStore:
     """The daemon's schema as sets: each breach, completion, escalation and update once."""
@@ -76,6 +79,10 @@ class MemoryStore:
     watermark: datetime | None = None
     breaches: set[tuple[str, str, str]] = field(default_factory=set)
     completions: set[tuple[str, str, str]] = field(default_factory=set)
+    # The columns of migration 0007 per breach and completion key: customer, organization,
+    # policy (as the state store records them beside each row).
+    breach_customers: dict[tuple[str, str, str], Whom] = field(default_factory=dict)
+    completion_customers: dict[tuple[str, str, str], Whom] = field(default_factory=dict)
     escalations: dict[str, bool] = field(default_factory=dict)  # dedup key -> active
     escalated: dict[str, str] = field(default_factory=dict)  # dedup key -> ticket
     updates: set[str] = field(default_factory=set)
@@ -112,10 +119,12 @@ class MemoryStore:
             for b in o.breaches:
                 if (key := (o.ticket_id, b.clock.value, b.key)) not in self.breaches:
                     self.breaches.add(key)
+                    self.breach_customers[key] = (o.customer, o.organization, o.policy)
                     new.breaches.append(RecordedBreach(*key, o.priority, o.queue))
             for c in o.completions:
                 if (key := (o.ticket_id, c.clock.value, c.key)) not in self.completions:
                     self.completions.add(key)
+                    self.completion_customers[key] = (o.customer, o.organization, o.policy)
                     new.completions.append(
                         RecordedCompletion(*key, c.met, c.elapsed_seconds, o.priority, o.queue)
                     )

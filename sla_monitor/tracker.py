@@ -236,7 +236,14 @@ class Tracker:
         if not breaches and not completions:
             return None
         return TicketOutcomes(
-            evaluation.ticket_id, evaluation.priority, evaluation.queue, breaches, completions
+            evaluation.ticket_id,
+            evaluation.priority,
+            evaluation.queue,
+            breaches,
+            completions,
+            customer=evaluation.customer,
+            organization=evaluation.organization,
+            policy=evaluation.policy,
         )
 
     def mark_recorded(self, outcomes: TicketOutcomes) -> None:

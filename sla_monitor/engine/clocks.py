@@ -135,6 +135,9 @@ class TicketEvaluation:
     # was) paused too long under the policy's max_pause (None without a limit).
     paused_since: datetime | None = None
     pause_limit_at: datetime | None = None
+    # Who the ticket is for (Ticket.customer, .organization): recorded with its outcomes.
+    customer: str | None = None
+    organization: str | None = None
 
     @property
     def paused_too_long(self) -> bool:
@@ -408,6 +411,8 @@ def _evaluate(ticket: Ticket, policies: PolicySet, now: datetime) -> TicketEvalu
         subject=ticket.subject,
         paused_since=paused_since,
         pause_limit_at=pause_limit_at,
+        customer=ticket.customer,
+        organization=ticket.organization,
     )
 
 

@@ -122,7 +122,17 @@ class StateStore:
         """Records breaches, completions, escalations and owed updates (with their outbox
         rows) and moves the watermark, in one transaction."""
         breach_rows = [
-            (o.ticket_id, b.clock.value, b.key, b.breached_at, o.priority, o.queue)
+            (
+                o.ticket_id,
+                b.clock.value,
+                b.key,
+                b.breached_at,
+                o.priority,
+                o.queue,
+                o.customer,
+                o.organization,
+                o.policy,
+            )
             for o in outcomes
             for b in o.breaches
         ]
@@ -136,6 +146,9 @@ class StateStore:
                 c.elapsed_seconds,
                 o.priority,
                 o.queue,
+                o.customer,
+                o.organization,
+                o.policy,
             )
             for o in outcomes
             for c in o.completions

@@ -28,17 +28,21 @@ INSERT INTO {schema}.watermarks (source, changed_at) VALUES ($1, $2)
 ON CONFLICT (source) DO UPDATE SET changed_at = EXCLUDED.changed_at, saved_at = now()
 
 -- name: record_breaches
-INSERT INTO {schema}.breaches (source, ticket_id, clock, window_key, breached_at, priority, queue)
+INSERT INTO {schema}.breaches
+    (source, ticket_id, clock, window_key, breached_at, priority, queue, customer, organization,
+     policy)
 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
-                         $7::text[])
+                         $7::text[], $8::text[], $9::text[], $10::text[])
 ON CONFLICT DO NOTHING
 RETURNING ticket_id, clock, window_key, priority, queue
 
 -- name: record_completions
 INSERT INTO {schema}.completions
-    (source, ticket_id, clock, window_key, stopped_at, met, elapsed_seconds, priority, queue)
+    (source, ticket_id, clock, window_key, stopped_at, met, elapsed_seconds, priority, queue,
+     customer, organization, policy)
 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::boolean[],
-                         $7::float8[], $8::text[], $9::text[])
+                         $7::float8[], $8::text[], $9::text[], $10::text[], $11::text[],
+                         $12::text[])
 ON CONFLICT DO NOTHING
 RETURNING ticket_id, clock, window_key, met, elapsed_seconds, priority, queue
 

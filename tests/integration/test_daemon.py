@@ -34,7 +34,7 @@ def open_gauge(
 
 async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
     daemon = make_daemon(pool, FakeClock())
-    assert await daemon.store.migrate() == migration_versions() == [1, 2, 3, 4, 5, 6]
+    assert await daemon.store.migrate() == migration_versions() == [1, 2, 3, 4, 5, 6, 7]
     assert await daemon.store.migrate() == []
     async with pool.acquire() as conn:
         tables = {
