@@ -349,22 +349,28 @@ async def _evaluate(settings: Settings, at: datetime | None = None) -> int:
                                 "detail": error.detail,
                             }
                         )
-        except DatabaseUnavailable as error:
-            setting = "source.dsn" if settings.source.dsn is not None else "database.dsn"
-            if (refused := error.refusal(setting)) is not None:
-                raise refused from None
-            print(f"sla-monitor: cannot read the source: {error}", file=sys.stderr)
-            return EX_UNAVAILABLE
-        except SourceError as error:
-            print(
-                f"sla-monitor: cannot read the source: {type(error).__name__}: {error}",
-                file=sys.stderr,
-            )
-            return EX_UNAVAILABLE
+        except (DatabaseUnavailable, SourceError) as error:
+            return _source_unreadable(settings, error)
     report = {"evaluated_at": now.isoformat(), "tickets": tickets, "bad_rows": bad}
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return EX_OK
+
+
+def _source_unreadable(settings: Settings, error: DatabaseUnavailable | SourceError) -> int:
+    """The exit of a command that could not read the source: a refused login or a missing
+    database raises DatabaseRefused (exit 69 naming the setting), anything else is one line."""
+    if isinstance(error, DatabaseUnavailable):
+        setting = "source.dsn" if settings.source.dsn is not None else "database.dsn"
+        if (refused := error.refusal(setting)) is not None:
+            raise refused from None
+        print(f"sla-monitor: cannot read the source: {error}", file=sys.stderr)
+    else:
+        print(
+            f"sla-monitor: cannot read the source: {type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+    return EX_UNAVAILABLE
 
 
 async def _explain(settings: Settings, ticket_id: str, at: datetime | None, as_json: bool) -> int:
@@ -384,18 +390,8 @@ async def _explain(settings: Settings, ticket_id: str, at: datetime | None, as_j
             return EX_SOFTWARE
         try:
             found = await source.ticket(ticket_id)
-        except DatabaseUnavailable as error:
-            setting = "source.dsn" if settings.source.dsn is not None else "database.dsn"
-            if (refused := error.refusal(setting)) is not None:
-                raise refused from None
-            print(f"sla-monitor: cannot read the source: {error}", file=sys.stderr)
-            return EX_UNAVAILABLE
-        except SourceError as error:
-            print(
-                f"sla-monitor: cannot read the source: {type(error).__name__}: {error}",
-                file=sys.stderr,
-            )
-            return EX_UNAVAILABLE
+        except (DatabaseUnavailable, SourceError) as error:
+            return _source_unreadable(settings, error)
         if found is None:
             print(f"sla-monitor: no ticket {ticket_id!r} in the source", file=sys.stderr)
             return EX_NOT_FOUND
