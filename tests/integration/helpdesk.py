@@ -138,6 +138,15 @@ def sample(daemon: Daemon, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
+def open_gauge(
+    daemon: Daemon, clock: str, state: str, priority: str = "normal", queue: str = "support"
+) -> float:
+    """sla_monitor_open_tickets for one clock, state, priority and queue."""
+    return sample(
+        daemon, "sla_monitor_open_tickets", clock=clock, state=state, priority=priority, queue=queue
+    )
+
+
 def completed(
     daemon: Daemon,
     clock: str,

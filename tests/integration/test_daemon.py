@@ -15,21 +15,13 @@ from sla_monitor.config import Settings
 from sla_monitor.daemon_options import Hooks
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.store import migration_versions
-from tests.integration.helpdesk import FakeClock, at, completed, make_daemon, sample
+from tests.integration.helpdesk import FakeClock, at, completed, make_daemon, open_gauge, sample
 
 pytestmark = pytest.mark.integration
 
 
 def breaches(daemon, clock: str, priority: str = "normal", queue: str = "support") -> float:
     return sample(daemon, "sla_monitor_breaches_total", clock=clock, priority=priority, queue=queue)
-
-
-def open_gauge(
-    daemon, clock: str, state: str, priority: str = "normal", queue: str = "support"
-) -> float:
-    return sample(
-        daemon, "sla_monitor_open_tickets", clock=clock, state=state, priority=priority, queue=queue
-    )
 
 
 async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
