@@ -82,6 +82,7 @@ SHARE=$STAGE/usr/share/sla-monitor
 install -D -m 0644 -t "$SHARE/templates" config/templates/*
 install -D -m 0644 deploy/grafana/sla-monitor.json "$SHARE/grafana/sla-monitor.json"
 install -D -m 0644 -t "$SHARE/prometheus" deploy/prometheus/rules.yml deploy/prometheus/prometheus.yml
+install -D -m 0644 deploy/postgresql/roles.sql "$SHARE/postgresql/roles.sql"
 DOC=$STAGE/usr/share/doc/sla-monitor
 install -D -m 0644 deploy/debian/copyright "$DOC/copyright"
 install -D -m 0644 deploy/debian/lintian-overrides "$STAGE/usr/share/lintian/overrides/sla-monitor"

@@ -2,7 +2,15 @@
 -- {schema} is replaced by the configured schema name (a validated identifier).
 
 -- name: create_schema
-CREATE SCHEMA IF NOT EXISTS "{schema}"
+-- Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+-- schema exists, which a role that merely owns its schema (deploy/postgresql/roles.sql) lacks.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = '{schema}') THEN
+        CREATE SCHEMA "{schema}";
+    END IF;
+END
+$$
 
 -- name: create_versions
 CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (

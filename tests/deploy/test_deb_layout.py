@@ -64,6 +64,7 @@ def test_layout(deb: Path) -> None:
         "./usr/share/sla-monitor/grafana/sla-monitor.json",
         "./usr/share/sla-monitor/prometheus/rules.yml",
         "./usr/share/sla-monitor/prometheus/prometheus.yml",
+        "./usr/share/sla-monitor/postgresql/roles.sql",
         "./usr/share/doc/sla-monitor/copyright",
         "./usr/share/doc/sla-monitor/changelog.Debian.gz",
         f"{PREFIX}/bin/sla-monitor",
