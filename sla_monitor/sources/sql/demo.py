@@ -46,11 +46,17 @@ CUSTOMERS: tuple[tuple[str, str | None], ...] = (
     ("kim@example.org", None),
 )
 # Customers whose tickets staff leave waiting (a first reply after ~8 minutes on average,
-# against targets of 1 and 3 minutes): failed again and again.
+# against targets of 1 and 3 minutes, and little news after it): failed again and again.
 NEGLECTED = frozenset({"erin@initech.example", "ivan@hooli.example"})
 # Per tick, the chance that staff answer an unanswered ticket: promptly, or neglected.
 ANSWER = 0.1
 ANSWER_NEGLECTED = 0.002
+# Per tick, the chances that staff resolve an answered ticket, set it pending, or write again.
+# Served well, a ticket rarely waits for news as long as its update interval (1 or 2 minutes);
+# neglected, it waits for the progress updates sla-monitor posts, late (breaching the update
+# clock).
+FOLLOW_UP = (0.03, 0.005, 0.03)
+FOLLOW_UP_NEGLECTED = (0.004, 0.002, 0.004)
 
 
 def _utcnow() -> datetime:
@@ -128,12 +134,14 @@ class TicketGenerator:
                 await self._status(conn, ticket, status, "open")
             elif r < answer + 0.005:
                 await self._event(conn, ticket, "internal_note")
-        elif r < 0.008:
-            await self._status(conn, ticket, status, "resolved")
-        elif r < 0.012:
-            await self._status(conn, ticket, status, "pending")
-        elif r < 0.02:
-            await self._event(conn, ticket, "public_reply")
+        else:  # answered: resolve, wait for the customer, or write again
+            resolve, pause, reply = FOLLOW_UP_NEGLECTED if neglected else FOLLOW_UP
+            if r < resolve:
+                await self._status(conn, ticket, status, "resolved")
+            elif r < resolve + pause:
+                await self._status(conn, ticket, status, "pending")
+            elif r < resolve + pause + reply:
+                await self._event(conn, ticket, "public_reply")
 
     async def _event(self, conn: asyncpg.Connection, ticket: int, kind: str) -> None:
         await conn.execute(
