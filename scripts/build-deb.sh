@@ -80,7 +80,8 @@ grep -q '^templates_dir = "/usr/share/sla-monitor/templates"' "$STAGE/etc/sla-mo
 }
 SHARE=$STAGE/usr/share/sla-monitor
 install -D -m 0644 -t "$SHARE/templates" config/templates/*
-install -D -m 0644 deploy/grafana/sla-monitor.json "$SHARE/grafana/sla-monitor.json"
+install -D -m 0644 -t "$SHARE/grafana" deploy/grafana/sla-monitor.json \
+    deploy/grafana/sla-monitor-customers.json
 install -D -m 0644 -t "$SHARE/prometheus" deploy/prometheus/rules.yml deploy/prometheus/prometheus.yml
 install -D -m 0644 deploy/postgresql/roles.sql "$SHARE/postgresql/roles.sql"
 DOC=$STAGE/usr/share/doc/sla-monitor

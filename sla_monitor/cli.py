@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (EX_USAGE) a ``report`` asked with a bad date, period, grouping or format, 78
     (EX_CONFIG) a bad configuration, including a DSN that cannot be parsed, 69
     (EX_UNAVAILABLE) a database that refuses the login or does not exist (and, for the
-    one-shot commands, one that cannot be reached)."""
+    one-shot commands, one that cannot be reached; for ``report``, a schema not migrated)."""
     args = _parser().parse_args(argv)
     if args.command == "import-rt-sla":  # needs no configuration of its own
         return _import_rt_sla(args.paths)
@@ -234,16 +234,34 @@ async def _report(
     from datetime import timedelta
 
     from sla_monitor.app import churn_rules, open_pools
-    from sla_monitor.report import RENDERERS, build, churn_risk, render_html
+    from sla_monitor.report import RENDERERS, build, churn_rate, churn_risk, render_html
+    from sla_monitor.sources.sql.churned import churned_customers
+    from sla_monitor.store import StateStore
     from sla_monitor.store.report import ReportStore
 
     rules = churn_rules(settings)
     churn_end = min(end, now)
     churn_start = churn_end - timedelta(seconds=rules.window)
+    churned_query = settings.churn.churned_customers_query
     first = min(start, churn_start)
-    async with open_pools(settings) as (store_pool, _):
-        store = ReportStore(store_pool, settings.database.schema_name, settings.source.name)
+    if churned_query:  # the churn rate's base: the window ending at the period's start
+        first = min(first, start - timedelta(seconds=rules.window))
+    churned: list[str] | None = None
+    schema = settings.database.schema_name
+    async with open_pools(settings) as (store_pool, source_pool):
+        store = ReportStore(store_pool, schema, settings.source.name)
         try:
+            missing = await StateStore(
+                store_pool, schema, settings.source.name
+            ).missing_migrations()
+            if missing:
+                print(
+                    f"sla-monitor: report: the schema {schema!r} lacks migrations "
+                    f"{', '.join(f'{v:04d}' for v in missing)} of this version; run "
+                    "`sla-monitor migrate` (or start the daemon) with this configuration first",
+                    file=sys.stderr,
+                )
+                return EX_UNAVAILABLE
             completions = await store.completions(first, end)
             breaches = await store.breaches(first, end)
         except DatabaseUnavailable as error:
@@ -251,11 +269,27 @@ async def _report(
                 raise refused from None
             print(f"sla-monitor: cannot read the recorded outcomes: {error}", file=sys.stderr)
             return EX_UNAVAILABLE
+        if churned_query:
+            try:
+                churned = await churned_customers(source_pool, churned_query, start, end)
+            except DatabaseUnavailable as error:
+                if (refused := error.refusal("source.dsn")) is not None:
+                    raise refused from None
+                print(
+                    f"sla-monitor: report: churn.churned_customers_query failed: {error}",
+                    file=sys.stderr,
+                )
+                return EX_UNAVAILABLE
     report = build(completions, breaches, by, start, end)
     report = replace(
         report,
         at_risk=tuple(churn_risk(completions, breaches, rules, churn_end)),
         churn_start=churn_start,
+        churn_rate=(
+            None
+            if churned is None
+            else churn_rate(completions, breaches, churned, rules, start, end)
+        ),
     )
     if output == "html":
         text = render_html(report, floor=rules.min_compliance)

@@ -1,5 +1,7 @@
 """`sla-monitor demo`: an embedded helpdesk whose tickets keep arriving, getting answered and
-resolved, with short SLA targets so every state shows up within minutes."""
+resolved, with short SLA targets so every state shows up within minutes, and customers at risk
+of churning (the neglected ones of sla_monitor.sources.sql.demo) counted over the last half
+hour every 15 seconds."""
 
 from __future__ import annotations
 
@@ -39,5 +41,6 @@ def demo_settings(base: Settings, data_dir: Path) -> Settings:
             "daemon": base.daemon.model_copy(update={"poll_interval": 2.0}),
             "policies": policies,
             "updates": updates,
+            "churn": base.churn.model_copy(update={"window": 1800.0, "interval": 15.0}),
         }
     )

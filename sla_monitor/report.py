@@ -12,6 +12,11 @@ crossed its target, completed or not).
 Churn risk: a customer (or organization) is at risk when, in the window, it had at least
 ``min_breaches`` breached clocks, or a compliance below ``min_compliance``, or one completion
 that took longer than ``max_wait``; each entry says which, with the tickets.
+
+Churn rate (with ``[churn] churned_customers_query``): the customers at the period's start are
+those with a recorded outcome in the window ending there; the rate is how many of them the
+helpdesk says left during the period, over how many they were, and the same among those at
+risk at the period's start and among the others.
 """
 
 from __future__ import annotations
@@ -103,6 +108,34 @@ class AtRisk:
 
 
 @dataclass(frozen=True, slots=True)
+class ChurnRate:
+    """Customers lost in [start, end) among those known at ``start`` (an outcome recorded in
+    the window ending there), overall and split by their churn risk at ``start``."""
+
+    start: datetime
+    end: datetime
+    customers: int
+    lost: int
+    at_risk: int
+    at_risk_lost: int
+    others: int
+    others_lost: int
+    unknown_lost: int  # churned customers without an outcome in the window: not in the base
+
+    @property
+    def rate(self) -> float | None:
+        return self.lost / self.customers if self.customers else None
+
+    @property
+    def at_risk_rate(self) -> float | None:
+        return self.at_risk_lost / self.at_risk if self.at_risk else None
+
+    @property
+    def others_rate(self) -> float | None:
+        return self.others_lost / self.others if self.others else None
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     start: datetime
     end: datetime  # exclusive
@@ -111,6 +144,7 @@ class Report:
     at_risk: tuple[AtRisk, ...] = ()
     churn_start: datetime | None = None
     notes: tuple[str, ...] = field(default=())
+    churn_rate: ChurnRate | None = None
 
 
 # --- input --------------------------------------------------------------------------------
@@ -302,6 +336,77 @@ def _reasons(
     return reasons
 
 
+def churn_rate(
+    completions: Iterable[CompletionRow],
+    breaches: Iterable[BreachRow],
+    churned: Iterable[str],
+    rules: ChurnRules,
+    start: datetime,
+    end: datetime,
+) -> ChurnRate:
+    """The churn rate of [start, end): ``churned`` are the customers the helpdesk says left in
+    it; the base and the churn risk are those of the window ending at ``start``."""
+    completions, breaches = list(completions), list(breaches)
+    since = start - timedelta(seconds=rules.window)
+    base = {c.customer for c in completions if since <= c.stopped_at < start and c.customer}
+    base |= {b.customer for b in breaches if since <= b.breached_at < start and b.customer}
+    risky = {
+        entry.name
+        for entry in churn_risk(completions, breaches, rules, start)
+        if entry.kind == "customer"
+    }
+    left = set(churned)
+    others = base - risky
+    return ChurnRate(
+        start=start,
+        end=end,
+        customers=len(base),
+        lost=len(base & left),
+        at_risk=len(risky),
+        at_risk_lost=len(risky & left),
+        others=len(others),
+        others_lost=len(others & left),
+        unknown_lost=len(left - base),
+    )
+
+
+def churn_rate_lines(rate: ChurnRate) -> list[str]:
+    """The churn rate in words (the table's and the HTML page's)."""
+
+    def share(lost: int, of: int, value: float | None) -> str:
+        return f"{lost} of {of}" + ("" if value is None else f" ({value:.1%})")
+
+    lines = [
+        f"churn rate: {share(rate.lost, rate.customers, rate.rate)} customers lost "
+        f"(customers with an outcome in the window ending {rate.start:%Y-%m-%d %H:%M})",
+        f"  at risk at the start: {share(rate.at_risk_lost, rate.at_risk, rate.at_risk_rate)}",
+        f"  the others: {share(rate.others_lost, rate.others, rate.others_rate)}",
+    ]
+    if rate.unknown_lost:
+        lines.append(
+            f"  {_plural(rate.unknown_lost, 'churned customer')} without an outcome in that "
+            "window, not counted"
+        )
+    return lines
+
+
+def churn_rate_json(rate: ChurnRate) -> dict[str, Any]:
+    return {
+        "from": rate.start.isoformat(),
+        "to": rate.end.isoformat(),
+        "customers": rate.customers,
+        "lost": rate.lost,
+        "rate": rate.rate,
+        "at_risk": {
+            "customers": rate.at_risk,
+            "lost": rate.at_risk_lost,
+            "rate": rate.at_risk_rate,
+        },
+        "others": {"customers": rate.others, "lost": rate.others_lost, "rate": rate.others_rate},
+        "unknown_lost": rate.unknown_lost,
+    }
+
+
 def at_risk_counts(found: Iterable[AtRisk]) -> dict[str, int]:
     """Customers and organizations at risk per reason (the gauge's values, bounded labels)."""
     counts = dict.fromkeys(CHURN_REASONS, 0)
@@ -383,6 +488,8 @@ def render_table(report: Report) -> str:
             out += [f"    {reason.reason}: {reason.detail}" for reason in entry.reasons]
         if not report.at_risk:
             out.append("  none")
+    if report.churn_rate is not None:
+        out += ["", *churn_rate_lines(report.churn_rate)]
     return "\n".join(out) + "\n"
 
 
@@ -436,6 +543,7 @@ def report_json(report: Report) -> dict[str, Any]:
         ],
         "at_risk": at_risk_json(report.at_risk),
         "churn_from": None if report.churn_start is None else report.churn_start.isoformat(),
+        "churn_rate": None if report.churn_rate is None else churn_rate_json(report.churn_rate),
         "notes": list(report.notes),
     }
 
@@ -519,6 +627,9 @@ def render_html(report: Report, floor: float = 0.8) -> str:
             for entry in report.at_risk
         )
         out.append(f"<ul>{items}</ul>" if items else "<p>None.</p>")
+    if report.churn_rate is not None:
+        lines = churn_rate_lines(report.churn_rate)
+        out.append(f"<h2>Churn rate</h2><p>{'<br>'.join(e(line.strip()) for line in lines)}</p>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 

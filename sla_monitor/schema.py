@@ -578,6 +578,10 @@ class ChurnSettings(_Section):
     max_wait: Duration = 48 * 3600.0
     # How often the daemon recounts the sla_monitor_customers_at_risk gauge.
     interval: Duration = 300.0
+    # SQL run on the helpdesk by `sla-monitor report`: the ids (as the source's customer
+    # column gives them) of the customers who left in [$1, $2), the report's period, one a row
+    # in the first column. When set, the report shows the period's churn rate.
+    churned_customers_query: str | None = None
 
 
 class Settings(BaseSettings):

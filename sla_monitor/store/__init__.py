@@ -36,6 +36,7 @@ _CREATE_SCHEMA = _QUERIES["create_schema"]
 _CREATE_VERSIONS = _QUERIES["create_versions"]
 _MIGRATION_LOCK_SQL = _QUERIES["migration_lock"]
 _APPLIED_VERSIONS = _QUERIES["applied_versions"]
+_VERSIONS_TABLE = _QUERIES["versions_table"]
 _RECORD_VERSION = _QUERIES["record_version"]
 _LOAD_WATERMARK = _QUERIES["load_watermark"]
 _SAVE_WATERMARK = _QUERIES["save_watermark"]
@@ -96,6 +97,16 @@ class StateStore:
                 await conn.execute(self._sql(_RECORD_VERSION), version, name)
                 applied.append(version)
         return applied
+
+    @translates
+    async def missing_migrations(self) -> list[int]:
+        """The shipped migrations not applied to the schema (all of them when the schema or
+        its table of versions does not exist), in order; changes nothing."""
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval(self._sql(_VERSIONS_TABLE)):
+                return migration_versions()
+            done = {row["version"] for row in await conn.fetch(self._sql(_APPLIED_VERSIONS))}
+        return [version for version in migration_versions() if version not in done]
 
     @translates
     async def load_watermark(self) -> datetime | None:

@@ -25,6 +25,9 @@ SELECT pg_advisory_xact_lock($1)
 -- name: applied_versions
 SELECT version FROM {schema}.schema_migrations
 
+-- name: versions_table
+SELECT to_regclass('{schema}.schema_migrations') IS NOT NULL
+
 -- name: record_version
 INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)
 

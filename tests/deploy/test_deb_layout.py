@@ -62,6 +62,7 @@ def test_layout(deb: Path) -> None:
         "./usr/share/sla-monitor/templates/update.en.txt",
         "./usr/share/sla-monitor/templates/update.de.txt",
         "./usr/share/sla-monitor/grafana/sla-monitor.json",
+        "./usr/share/sla-monitor/grafana/sla-monitor-customers.json",
         "./usr/share/sla-monitor/prometheus/rules.yml",
         "./usr/share/sla-monitor/prometheus/prometheus.yml",
         "./usr/share/sla-monitor/postgresql/roles.sql",

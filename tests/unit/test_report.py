@@ -23,6 +23,7 @@ from sla_monitor.report import (
     RiskReason,
     at_risk_counts,
     build,
+    churn_rate,
     churn_risk,
     groupings,
     percentile,
@@ -287,3 +288,50 @@ def test_churn_risk_says_who_is_at_risk_and_why() -> None:
     assert c.reasons[0].tickets == ("6",) and "49.0h" in c.reasons[0].detail
     assert d.reasons[0].tickets == ("7",) and "50.0%" in d.reasons[0].detail
     assert at_risk_counts(found) == {"breaches": 2, "compliance": 1, "max_wait": 1}
+
+
+def test_the_churn_rate_counts_the_customers_known_at_the_start_by_hand() -> None:
+    rules = ChurnRules(window=30 * 86400, min_breaches=2, min_compliance=0.8, max_wait=48 * 3600)
+    end = START + 30 * DAY
+    breaches = [crossed(t, "first_response", when=START - 5 * DAY, customer="a") for t in "12"]
+    completions = [
+        done("3", "resolution", 60, True, when=START - 3 * DAY, customer="b"),
+        done("4", "resolution", 60, False, when=START - 10 * DAY, customer="c"),
+        done("5", "resolution", 60, True, when=START - 2 * DAY, customer="d"),
+        done("6", "resolution", 60, True, when=START - 40 * DAY, customer="e"),  # before
+        done("7", "resolution", 60, False, when=START + DAY, customer="f"),  # in the period
+        done("8", "resolution", 60, False, when=START - DAY),  # nobody's
+    ]
+    rate = churn_rate(completions, breaches, ["a", "c", "d", "e", "f", "g", "a"], rules, START, end)
+    # Known at the start: a, b, c, d (e is older than the window, f newer). At risk then: a
+    # (2 breaches) and c (0% compliance); both left. Of b and d, d left. e, f, g were not known.
+    assert (rate.customers, rate.lost, rate.rate) == (4, 3, 0.75)
+    assert (rate.at_risk, rate.at_risk_lost, rate.at_risk_rate) == (2, 2, 1.0)
+    assert (rate.others, rate.others_lost, rate.others_rate) == (2, 1, 0.5)
+    assert rate.unknown_lost == 3
+    report = replace(build(completions, breaches, ("queue",), START, end), churn_rate=rate)
+    text = render_table(report)
+    assert "churn rate: 3 of 4 (75.0%) customers lost" in text
+    assert "  at risk at the start: 2 of 2 (100.0%)" in text
+    assert "  the others: 1 of 2 (50.0%)" in text
+    assert "  3 churned customers without an outcome in that window, not counted" in text
+    assert json.loads(render_json(report))["churn_rate"] == {
+        "from": START.isoformat(),
+        "to": end.isoformat(),
+        "customers": 4,
+        "lost": 3,
+        "rate": 0.75,
+        "at_risk": {"customers": 2, "lost": 2, "rate": 1.0},
+        "others": {"customers": 2, "lost": 1, "rate": 0.5},
+        "unknown_lost": 3,
+    }
+    assert "<h2>Churn rate</h2>" in render_html(report)
+    # Nobody known at the start: no rate rather than a division by zero.
+    empty = churn_rate([], [], ["a"], rules, START, end)
+    assert (empty.rate, empty.at_risk_rate, empty.others_rate, empty.unknown_lost) == (
+        None,
+        None,
+        None,
+        1,
+    )
+    assert json.loads(render_json(replace(report, churn_rate=None)))["churn_rate"] is None
