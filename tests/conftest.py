@@ -48,3 +48,15 @@ async def database_dsn(admin_dsn: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_restored() -> Iterator[None]:
+    """A test that runs the CLI in-process configures structlog to write to the sys.stderr of
+    that moment, pytest's capture of that test, closed afterwards: later tests logging through
+    it failed with "I/O operation on closed file" (seen when tests/unit ran first)."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
