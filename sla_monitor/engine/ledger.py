@@ -92,6 +92,12 @@ def derive_ledger(
     return checked(ticket, policies, now, lambda t, p, n: _Ledger(t, p, n).derive(since))
 
 
+def ledger_order(entry: LedgerEntry) -> tuple[datetime, int, str, int]:
+    """The order of a ticket's ledger: by instant, then clock, window and the order in which
+    the entries of one instant happen (the state store reads it back in this order too)."""
+    return (entry.at, _CLOCK_RANK[entry.clock], entry.window_key, _RANK[entry.kind])
+
+
 class _Ledger:
     def __init__(self, ticket: Ticket, policies: PolicySet, now: datetime) -> None:
         self.seen = seen = _until(ticket, now)
@@ -130,12 +136,7 @@ class _Ledger:
             for entry in self.walk(window):
                 if entry.at <= self.now and (since is None or entry.at > since):
                     entries.setdefault(entry.identity, entry)
-        return tuple(
-            sorted(
-                entries.values(),
-                key=lambda e: (e.at, _CLOCK_RANK[e.clock], e.window_key, _RANK[e.kind]),
-            )
-        )
+        return tuple(sorted(entries.values(), key=ledger_order))
 
     def windows(self) -> list[_Window]:
         """The clock windows as the evaluation has them (clocks.evaluate_ticket), except that
