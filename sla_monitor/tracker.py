@@ -39,7 +39,7 @@ from sla_monitor.engine import (
     evaluate_ticket,
 )
 from sla_monitor.engine.clocks import Breach, Completion
-from sla_monitor.engine.ledger import LedgerEntry, derive_ledger
+from sla_monitor.engine.ledger import LedgerEntry, ledger_of
 from sla_monitor.packed import TicketPacker
 from sla_monitor.records import TicketOutcomes
 
@@ -254,7 +254,7 @@ class Tracker:
                 return ()
             ticket = self._unpack(tracked)
         since = None if tracked is None else tracked[_LEDGER_THROUGH]
-        return derive_ledger(ticket, self.policies, evaluation.evaluated_at, since)
+        return ledger_of(ticket, self.policies, evaluation.evaluated_at, since)
 
     def unrecorded(
         self, evaluation: TicketEvaluation, ledger: tuple[LedgerEntry, ...] = ()

@@ -89,7 +89,15 @@ def derive_ledger(
 ) -> tuple[LedgerEntry, ...]:
     """Every ledger entry of ``ticket`` at or before ``now`` (only those after ``since``, if
     given), ordered by instant. Raises TicketError for a ticket evaluate_ticket refuses."""
-    return checked(ticket, policies, now, lambda t, p, n: _Ledger(t, p, n).derive(since))
+    return checked(ticket, policies, now, lambda t, p, n: ledger_of(t, p, n, since))
+
+
+def ledger_of(
+    ticket: Ticket, policies: PolicySet, now: datetime, since: datetime | None = None
+) -> tuple[LedgerEntry, ...]:
+    """derive_ledger of a ticket already judged at ``now`` (evaluate_ticket did not raise):
+    without checking it again."""
+    return _Ledger(ticket, policies, now, since).derive()
 
 
 def ledger_order(entry: LedgerEntry) -> tuple[datetime, int, str, int]:
@@ -99,10 +107,13 @@ def ledger_order(entry: LedgerEntry) -> tuple[datetime, int, str, int]:
 
 
 class _Ledger:
-    def __init__(self, ticket: Ticket, policies: PolicySet, now: datetime) -> None:
+    def __init__(
+        self, ticket: Ticket, policies: PolicySet, now: datetime, since: datetime | None
+    ) -> None:
         self.seen = seen = _until(ticket, now)
         self.policies = policies
         self.now = now
+        self.since = since
         self.times = _Times(seen, policies, now)
         changes = [e for e in seen.events if e.kind is EventKind.PRIORITY_CHANGE]
         self.changed_at = [e.at for e in changes]
@@ -130,13 +141,17 @@ class _Ledger:
             )
         return found
 
-    def derive(self, since: datetime | None) -> tuple[LedgerEntry, ...]:
-        entries: dict[tuple[str, str, str, datetime], LedgerEntry] = {}
+    def derive(self) -> tuple[LedgerEntry, ...]:
+        """The entries of every window (each has its own clock and key, and a walk never
+        enters one transition twice: identities are unique), in ledger order."""
+        since = self.since
+        entries: list[LedgerEntry] = []
         for window in self.windows():
-            for entry in self.walk(window):
-                if entry.at <= self.now and (since is None or entry.at > since):
-                    entries.setdefault(entry.identity, entry)
-        return tuple(sorted(entries.values(), key=ledger_order))
+            end = window.stop if window.stop is not None else window.limit
+            if since is not None and end is not None and end <= since:
+                continue  # over before ``since``: nothing of it is wanted
+            entries += self.walk(window)
+        return tuple(sorted(entries, key=ledger_order))
 
     def windows(self) -> list[_Window]:
         """The clock windows as the evaluation has them (clocks.evaluate_ticket), except that
@@ -200,14 +215,24 @@ class _Ledger:
 
     def walk(self, window: _Window) -> list[LedgerEntry]:
         """The window's transitions, in the order they happen."""
-        clock, start, now = window.clock, window.start, self.now
+        clock, start, now, since = window.clock, window.start, self.now, self.since
         end = min(x for x in (window.stop, window.limit, now) if x is not None)
         entries: list[LedgerEntry] = []
         policy = self.policy_at(start)
         measure = self.times.on(policy, clock)
         level = 0  # 1 at risk, 2 breached (never withdrawn)
+        # When the policy in force puts the window at risk and over target: (level, instant
+        # or None if not by now, amount, kind), computed once per policy.
+        goals: list[tuple[int, datetime | None, int, LedgerKind]] | None = None
 
-        def emit(kind: LedgerKind, at: datetime, previous: str | None = None) -> None:
+        def emit(
+            kind: LedgerKind,
+            at: datetime,
+            previous: str | None = None,
+            elapsed: int | None = None,
+        ) -> None:
+            if at > now or (since is not None and at <= since):
+                return  # not yet; or wanted only after ``since``
             if policy.target(clock) is None and kind is not LedgerKind.POLICY_CHANGED:
                 return  # the policy in force does not measure this clock
             entries.append(
@@ -219,7 +244,7 @@ class _Ledger:
                     policy.name,
                     policy.calendar.name,
                     self.priority_at(at),
-                    measure.between(start, at) / 1e6,
+                    (measure.between(start, at) if elapsed is None else elapsed) / 1e6,
                     previous,
                 )
             )
@@ -229,23 +254,27 @@ class _Ledger:
 
         def thresholds(low: datetime, high: datetime, inclusive: bool) -> None:
             """At-risk and breach instants reached while the clock ran in [low, high)."""
-            nonlocal level
-            target = policy.target(clock)
-            if target is None:
-                return
-            target_us = _us(target)
-            for rank, amount, kind in (
-                (1, round(target_us * policy.at_risk_ratio), LedgerKind.AT_RISK),
-                (2, target_us, LedgerKind.BREACHED),
-            ):
+            nonlocal level, goals
+            if goals is None:
+                target = policy.target(clock)
+                goals = []
+                if target is not None:
+                    target_us = _us(target)
+                    for rank, amount, kind in (
+                        (1, round(target_us * policy.at_risk_ratio), LedgerKind.AT_RISK),
+                        (2, target_us, LedgerKind.BREACHED),
+                    ):
+                        goals.append((rank, measure.reached(start, amount), amount, kind))
+            for rank, reached, amount, kind in goals:
                 if level >= rank:
                     continue
-                reached = measure.reached(start, amount)
                 if reached is None:
                     return
+                # Reached before ``low``: under a policy that took effect at ``low``.
+                elapsed = amount if reached >= low else None
                 reached = max(reached, low)
                 if reached < high or (inclusive and reached == high):
-                    emit(kind, reached)
+                    emit(kind, reached, elapsed=elapsed)
                     level = rank
 
         category = _category_at(measure, start)
@@ -270,7 +299,7 @@ class _Ledger:
             low = moment
             new = self.policy_at(moment)
             if new is not policy:
-                previous, policy = policy, new
+                previous, policy, goals = policy, new, None
                 measure = self.times.on(policy, clock)
                 if policy.name != previous.name:
                     emit(LedgerKind.POLICY_CHANGED, moment, previous.name)
