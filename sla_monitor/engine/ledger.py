@@ -288,8 +288,12 @@ class _Ledger:
         moments.update(_within(self.changed_at, start, end))
         for moment in sorted(moments):
             if category is StatusCategory.OPEN:
-                # A clock still running at its deadline is breached then; a stop at it is met.
-                thresholds(low, moment, inclusive=moment != window.stop)
+                # A clock still running at its deadline is breached then; a stop at it (the
+                # window's own, or a resolution) is met, as its completion is.
+                stops = moment == window.stop or (
+                    _category_at(measure, moment) is StatusCategory.RESOLVED
+                )
+                thresholds(low, moment, inclusive=not stops)
             if moment == window.stop:
                 if category is not StatusCategory.RESOLVED:  # else it stopped on resolving
                     emit(stop_kind(), moment)

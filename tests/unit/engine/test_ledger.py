@@ -197,3 +197,36 @@ def test_since_keeps_only_later_entries() -> None:
         (Clock.FIRST_RESPONSE, LedgerKind.AT_RISK),
         (Clock.FIRST_RESPONSE, LedgerKind.BREACHED),
     ]
+
+
+@settings(PROPERTIES, max_examples=400)
+@given(drawn=tickets(), policies=contract_policies())
+def test_without_priority_changes_the_ledger_breaches_as_the_engine_does(
+    drawn: tuple[Ticket, datetime], policies: PolicySet
+) -> None:
+    ticket, now = drawn
+    ticket = replace(
+        ticket, events=tuple(e for e in ticket.events if e.kind is not EventKind.PRIORITY_CHANGE)
+    )
+    try:
+        evaluation = evaluate_ticket(ticket, policies, now)
+    except TicketError:
+        return
+    ledger = derive_ledger(ticket, policies, now)
+    engine = {(b.clock, b.key): b.breached_at for b in evaluation.breaches}
+    entered = {(e.clock, e.window_key): e.at for e in ledger if e.kind is LedgerKind.BREACHED}
+    assert engine.keys() == entered.keys()
+    for window, moment in entered.items():
+        # The same instant; later only for a clock that reached its target exactly as it was
+        # resolved and runs again after a re-open (the engine then dates the breach back).
+        assert moment >= engine[window]
+    # Each window the engine counts as met has a met entry, at its stop or, when a resolution
+    # stopped it earlier (the ledger's stop), before.
+    met = [(e.clock, e.window_key, e.at) for e in ledger if e.kind is LedgerKind.MET]
+    for completion in evaluation.completions:
+        if completion.met and completion.clock is not Clock.RESOLUTION:
+            window = completion.key if completion.clock is not Clock.FIRST_RESPONSE else ""
+            assert any(
+                (clock, key) == (completion.clock, window) and moment <= completion.stopped_at
+                for clock, key, moment in met
+            )
