@@ -411,7 +411,13 @@ async def _explain(settings: Settings, ticket_id: str, at: datetime | None, as_j
     """Reads one ticket (open or resolved) from the source and explains its clocks; exit 1
     for an id the source does not have or a ticket it cannot judge."""
     from sla_monitor.app import build_daemon, open_pools
-    from sla_monitor.engine.explain import explain_ticket, explanation_json, explanation_text
+    from sla_monitor.engine.explain import (
+        explain_ticket,
+        explanation_json,
+        explanation_text,
+        so_far,
+    )
+    from sla_monitor.engine.ledger import LedgerEntry
     from sla_monitor.sources import BadRow
     from sla_monitor.sources.sql import SqlSource
 
@@ -441,11 +447,17 @@ async def _explain(settings: Settings, ticket_id: str, at: datetime | None, as_j
         except TicketError as error:
             print(f"sla-monitor: ticket {ticket_id!r} cannot be judged: {error}", file=sys.stderr)
             return EX_NOT_FOUND
+        try:  # the ledger so far, as the daemon recorded it
+            ledger: list[LedgerEntry] | None = so_far(
+                await daemon.store.ledger(ticket_id), explanation
+            )
+        except DatabaseUnavailable:  # e.g. not migrated yet: the explanation stands alone
+            ledger = None
     if as_json:
-        json.dump(explanation_json(explanation), sys.stdout, indent=2)
+        json.dump(explanation_json(explanation, ledger=ledger), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(explanation_text(explanation))
+        print(explanation_text(explanation, ledger))
     return EX_OK
 
 

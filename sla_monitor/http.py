@@ -16,6 +16,7 @@ subjects out. Everything it answers is JSON (application/json), never HTML.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -33,7 +34,9 @@ from sla_monitor.board import render_board, render_unauthorized
 from sla_monitor.daemon import Daemon
 from sla_monitor.engine import Clock, ClockState
 from sla_monitor.engine.clocks import TicketError
-from sla_monitor.engine.explain import explain_ticket, explanation_json
+from sla_monitor.engine.explain import explain_ticket, explanation_json, so_far
+from sla_monitor.engine.ledger import LedgerEntry, LedgerKind
+from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.schema import HttpSettings
 from sla_monitor.tracker import NO_DEADLINE, deadline_at
 
@@ -42,6 +45,7 @@ BOARD_COOKIE = "sla_monitor_board"
 LISTED_STATES = tuple(s.value for s in ClockState if s is not ClockState.MET)
 CLOCKS = tuple(c.value for c in Clock)
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+LEDGER_TIMEOUT = 5.0  # seconds a ticket's explanation waits for its ledger, then goes without
 _PARAMETERS = frozenset({"state", "clock", "queue", "priority", "sort", "limit", "cursor"})
 _API_HEADERS = {
     "Cache-Control": "no-store",
@@ -202,7 +206,14 @@ def make_app(
             explanation = explain_ticket(found, daemon.tracker.policies, daemon.clock())
         except TicketError as error:  # e.g. after a reload that dropped its priority
             return _error(409, "cannot_judge", str(error))
-        return web.json_response(explanation_json(explanation, show_subject=show_subjects))
+        try:  # the ledger so far, as recorded: one query
+            recorded = await asyncio.wait_for(daemon.store.ledger(ticket_id), LEDGER_TIMEOUT)
+            ledger: list[LedgerEntry] | None = so_far(recorded, explanation)
+        except (DatabaseUnavailable, TimeoutError):
+            ledger = None  # the database is away or busy: the explanation stands without it
+        return web.json_response(
+            explanation_json(explanation, show_subject=show_subjects, ledger=ledger)
+        )
 
     async def customers_at_risk(request: web.Request) -> web.Response:
         if request.query:
@@ -429,6 +440,7 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
         "paused_since",
         "pause_limit_at",
         "clocks",
+        "ledger",
     ]
     explanation = {
         "type": "object",
@@ -451,6 +463,51 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
             "paused_since": instant,
             "pause_limit_at": instant,
             "clocks": {"type": "array", "items": {"$ref": "#/components/schemas/Clock"}},
+            "ledger": {
+                "description": "every transition of the ticket's clocks recorded so far, in "
+                "the order they happened; null: the daemon's database could not be read",
+                "type": ["array", "null"],
+                "items": {"$ref": "#/components/schemas/LedgerEntry"},
+            },
+        },
+    }
+    ledger_entry = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "at",
+            "clock",
+            "window_key",
+            "kind",
+            "policy",
+            "previous_policy",
+            "calendar",
+            "priority",
+            "elapsed_seconds",
+        ],
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "clock": {"enum": list(CLOCKS)},
+            "window_key": {
+                "description": "which window of the clock: empty for the first, else the "
+                "instant it opened",
+                "type": "string",
+            },
+            "kind": {"enum": [kind.value for kind in LedgerKind]},
+            "policy": {
+                "description": "in force at `at` (policy_changed: the new one)",
+                "type": "string",
+            },
+            "previous_policy": {
+                "description": "policy_changed: the one before",
+                "type": ["string", "null"],
+            },
+            "calendar": {"type": "string"},
+            "priority": {"description": "the ticket's at `at`", "type": "string"},
+            "elapsed_seconds": {
+                "description": "business seconds the clock had counted by `at`",
+                "type": "number",
+            },
         },
     }
     summary = {
@@ -631,6 +688,7 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
                 "Explanation": explanation,
                 "Clock": clock,
                 "Span": span,
+                "LedgerEntry": ledger_entry,
             },
         },
     }

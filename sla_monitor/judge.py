@@ -10,7 +10,7 @@ from datetime import datetime
 
 import structlog
 
-from sla_monitor.engine import BadRowReason, PolicySet, TicketEvaluation
+from sla_monitor.engine import BadRowReason, PolicySet, Ticket, TicketEvaluation
 from sla_monitor.engine.clocks import TicketError
 from sla_monitor.escalation_planner import EscalationPlanner, escalation_state
 from sla_monitor.metrics import Metrics
@@ -20,6 +20,7 @@ from sla_monitor.records import (
     NewlyRecorded,
     OwedUpdates,
     TicketOutcomes,
+    merge_outcomes,
 )
 from sla_monitor.sources import BadRow, Batch
 from sla_monitor.tracker import Tracker
@@ -72,6 +73,7 @@ class Judge:
         for bad in batch.bad_rows:
             self.bad_row(bad)
         evaluations = []
+        judged: dict[str, Ticket] = {}
         for ticket in batch.tickets:
             if not rejudge and self.tracker.unchanged(ticket):
                 continue  # a customer message, an internal note, a re-read of the lag window
@@ -80,8 +82,9 @@ class Judge:
             except Exception as error:
                 self._failed(ticket.ticket_id, error)
                 continue
+            judged[ticket.ticket_id] = ticket
             self._bad.pop(ticket.ticket_id, None)
-        self._hand_on(evaluations)
+        self._hand_on(evaluations, judged)
 
     def judge_due(self, now: datetime) -> None:
         """Judges again every ticket whose at-risk, deadline or overdue instant has come."""
@@ -154,11 +157,23 @@ class Judge:
             log.exception("evaluation_failed", ticket_id=ticket_id, exc_info=error)
         self.bad_row(BadRow(ticket_id, failed, f"{type(error).__name__}: {error}"))
 
-    def _hand_on(self, evaluations: list[TicketEvaluation]) -> None:
+    def _hand_on(
+        self, evaluations: list[TicketEvaluation], tickets: dict[str, Ticket] | None = None
+    ) -> None:
+        """Keeps each evaluation's news until recorded: its outcomes and ledger entries (of the
+        ticket judged; a timer's ticket is the one tracked), its escalations and updates."""
         for evaluation in evaluations:
-            outcomes = self.tracker.unrecorded(evaluation)
+            ticket_id = evaluation.ticket_id
+            try:
+                ledger = self.tracker.ledger(
+                    evaluation, None if tickets is None else tickets.get(ticket_id)
+                )
+            except Exception:  # a bug: the outcomes are recorded all the same
+                log.exception("ledger_failed", ticket_id=ticket_id)
+                ledger = ()
+            outcomes = self.tracker.unrecorded(evaluation, ledger)
             if outcomes is not None:
-                self._outcomes[evaluation.ticket_id] = outcomes
+                self._outcomes[ticket_id] = merge_outcomes(self._outcomes.get(ticket_id), outcomes)
             self.escalations.judge(evaluation)
             if self.updates is not None and evaluation.ticket_id in self.tracker.owing:
                 self.updates.judged(evaluation)
@@ -174,7 +189,10 @@ class Judge:
 
     def put_back(self, handoff: Handoff) -> None:
         """Recording failed: anything judged meanwhile is newer than what was taken, and wins."""
-        self._outcomes = handoff.outcomes | self._outcomes
+        self._outcomes = handoff.outcomes | {
+            ticket_id: merge_outcomes(handoff.outcomes.get(ticket_id), outcomes)
+            for ticket_id, outcomes in self._outcomes.items()
+        }
         self.escalations.put_back(handoff.escalations)
         if self.updates is not None and handoff.updates is not None:
             self.updates.put_back(handoff.updates)

@@ -3,11 +3,12 @@ record, and what the store found new. Pure: no I/O, no driver types."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from sla_monitor.engine.clocks import Breach, Completion
+from sla_monitor.engine.ledger import LedgerEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,21 @@ class TicketOutcomes:
     customer: str | None = None
     organization: str | None = None
     policy: str | None = None
+    # The ticket's ledger entries not known to be recorded (sla_monitor.engine.ledger), and
+    # the instant they were derived at: once recorded, every entry up to it is.
+    ledger: tuple[LedgerEntry, ...] = ()
+    ledger_through: datetime | None = None
+
+
+def merge_outcomes(older: TicketOutcomes | None, newer: TicketOutcomes) -> TicketOutcomes:
+    """Two unrecorded judgements of one ticket as one: the newer one's outcomes, and the
+    ledger entries of both (a newer judgement may hand over only what is new since the last
+    recording, so an older one's entries still waiting must not be dropped)."""
+    if older is None or not older.ledger:
+        return newer
+    known = {entry.identity for entry in newer.ledger}
+    kept = tuple(entry for entry in older.ledger if entry.identity not in known)
+    return replace(newer, ledger=kept + newer.ledger) if kept else newer
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +135,7 @@ class NewlyRecorded:
     breaches: list[RecordedBreach]
     completions: list[RecordedCompletion]
     outbox: list[QueuedMessage] = field(default_factory=list)
+    ledger: int = 0  # ledger entries recorded (the others were already)
 
 
 class Recorder(Protocol):
@@ -138,3 +155,7 @@ class Recorder(Protocol):
         escalations: EscalationState | None = None,
         updates: OwedUpdates | None = None,
     ) -> NewlyRecorded: ...
+
+    async def ledger(self, ticket_id: str) -> list[LedgerEntry]:
+        """The ticket's recorded ledger, in time order."""
+        ...

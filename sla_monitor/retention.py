@@ -29,6 +29,7 @@ TABLES = {
     "completions": "breaches",
     "customer_updates": "customer_updates",
     "escalations": "resolved_escalations",
+    "ledger": "ledger",
 }
 _DELETES = {table: _QUERIES[table] for table in TABLES}
 

@@ -541,7 +541,13 @@ RetentionAge = Annotated[float, BeforeValidator(_long_duration)]
 MIN_UPDATE_RETENTION = 2 * 86400.0
 
 
-_RETENTION_AGES = ("delivered_outbox", "breaches", "customer_updates", "resolved_escalations")
+_RETENTION_AGES = (
+    "delivered_outbox",
+    "breaches",
+    "customer_updates",
+    "resolved_escalations",
+    "ledger",
+)
 
 
 class RetentionSettings(_Section):
@@ -552,6 +558,7 @@ class RetentionSettings(_Section):
     breaches: RetentionAge = 400 * 86400.0  # breaches and completions, after they happened
     customer_updates: RetentionAge = 30 * 86400.0  # after they were owed
     resolved_escalations: RetentionAge = 30 * 86400.0  # after resolution
+    ledger: RetentionAge = 400 * 86400.0  # ledger entries, after their instant
     interval: Duration = 3600.0  # between purges
     batch_size: int = Field(default=1000, ge=1, le=100_000)  # rows per DELETE
     pause: Duration = 0.1  # between batches: short transactions, others go first

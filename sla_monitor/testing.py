@@ -6,10 +6,11 @@ suite runs the same loop against the real database."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sla_monitor.engine import Ticket
+from sla_monitor.engine.ledger import LedgerEntry, ledger_order
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.records import (
     EscalationState,
@@ -86,6 +87,10 @@ class MemoryStore:
     escalations: dict[str, bool] = field(default_factory=dict)  # dedup key -> active
     escalated: dict[str, str] = field(default_factory=dict)  # dedup key -> ticket
     updates: set[str] = field(default_factory=set)
+    # The ledger: per (ticket, entry identity) the entry and its customer and organization.
+    ledger_entries: dict[tuple[str, tuple[object, ...]], tuple[LedgerEntry, Whom]] = field(
+        default_factory=dict
+    )
     outbox: list[QueuedMessage] = field(default_factory=list)
     calls: int = 0  # every call, failed or not: how often the loop reached for the database
 
@@ -115,6 +120,7 @@ class MemoryStore:
     ) -> NewlyRecorded:
         self._check()
         new = NewlyRecorded([], [])
+        appended = 0
         for o in outcomes:
             for b in o.breaches:
                 if (key := (o.ticket_id, b.clock.value, b.key)) not in self.breaches:
@@ -128,6 +134,10 @@ class MemoryStore:
                     new.completions.append(
                         RecordedCompletion(*key, c.met, c.elapsed_seconds, o.priority, o.queue)
                     )
+            for entry in o.ledger:
+                if (identity := (o.ticket_id, entry.identity)) not in self.ledger_entries:
+                    self.ledger_entries[identity] = (entry, (o.customer, o.organization, None))
+                    appended += 1
         if escalations is not None:
             self._escalate(escalations, new)
         if updates is not None:
@@ -139,7 +149,12 @@ class MemoryStore:
         self.outbox += new.outbox
         if watermark is not None:
             self.watermark = watermark
-        return new
+        return replace(new, ledger=appended)
+
+    async def ledger(self, ticket_id: str) -> list[LedgerEntry]:
+        self._check()
+        found = [e for (t, _), (e, _) in self.ledger_entries.items() if t == ticket_id]
+        return sorted(found, key=ledger_order)
 
     def _escalate(self, state: EscalationState, new: NewlyRecorded) -> None:
         wanted = {row.dedup_key for row in state.active}

@@ -39,6 +39,7 @@ from sla_monitor.engine import (
     evaluate_ticket,
 )
 from sla_monitor.engine.clocks import Breach, Completion
+from sla_monitor.engine.ledger import LedgerEntry, ledger_of
 from sla_monitor.packed import TicketPacker
 from sla_monitor.records import TicketOutcomes
 
@@ -70,6 +71,7 @@ _Tracked = tuple[
     datetime | None,  # its evaluation's next_transition
     bytes,  # per gauge key, the deadline of its clock (microseconds since the epoch)
     bytes,  # 64-bit fingerprints of the outcomes confirmed as recorded
+    datetime | None,  # the ledger is recorded up to this instant, for the history tracked
 ]
 _SUBJECT: Final = 1
 _PACKED: Final = 2
@@ -78,6 +80,7 @@ _GAUGES: Final = 4
 _DUE: Final = 5
 _DEADLINES: Final = 6
 _RECORDED: Final = 7
+_LEDGER_THROUGH: Final = 8
 # A clock without a deadline (paused before reaching its target) sorts after every other.
 NO_DEADLINE: Final = 2**63 - 1
 _DEADLINE = struct.Struct("<q")
@@ -166,9 +169,19 @@ class Tracker:
         """Evaluates a new or changed ticket; a resolved one is judged and then forgotten."""
         evaluation = evaluate_ticket(ticket, self.policies, now)
         previous = self._tracked.get(ticket.ticket_id)
+        packed = self._packer.pack(_compact(ticket))
+        through = None
         if previous is not None:
             self._count(previous[_GAUGES], -1)
             self._index(previous, -1)
+            through = previous[_LEDGER_THROUGH]
+            # Changed: what was recorded still holds only if its history up to then did.
+            if (
+                through is not None
+                and packed != previous[_PACKED]
+                and not _same_until(self._unpack(previous), ticket, through)
+            ):
+                through = None
         self.owing.discard(ticket.ticket_id)
         if evaluation.category is StatusCategory.RESOLVED:
             self._tracked.pop(ticket.ticket_id, None)
@@ -181,12 +194,13 @@ class Tracker:
         tracked: _Tracked = (
             ticket.ticket_id,
             ticket.subject,
-            self._packer.pack(_compact(ticket)),
+            packed,
             now,
             gauges,
             due,
             _deadlines(evaluation, gauges),
             previous[_RECORDED] if previous else b"",
+            through,
         )
         self._tracked[ticket.ticket_id] = tracked
         self._count(gauges, +1)
@@ -227,13 +241,31 @@ class Tracker:
             heapq.heappop(self._timers)
         return None
 
-    def unrecorded(self, evaluation: TicketEvaluation) -> TicketOutcomes | None:
-        """The breaches and completions of ``evaluation`` not yet confirmed as recorded."""
+    def ledger(
+        self, evaluation: TicketEvaluation, ticket: Ticket | None = None
+    ) -> tuple[LedgerEntry, ...]:
+        """The ledger entries of ``evaluation`` (of ``ticket``, by default the one tracked)
+        not known to be recorded: derived again, but only those after the instant up to which
+        the ledger is recorded for this very history (all of them for a new ticket, a
+        resolved one, or one whose history changed before that instant)."""
+        tracked = self._tracked.get(evaluation.ticket_id)
+        if ticket is None:
+            if tracked is None:
+                return ()
+            ticket = self._unpack(tracked)
+        since = None if tracked is None else tracked[_LEDGER_THROUGH]
+        return ledger_of(ticket, self.policies, evaluation.evaluated_at, since)
+
+    def unrecorded(
+        self, evaluation: TicketEvaluation, ledger: tuple[LedgerEntry, ...] = ()
+    ) -> TicketOutcomes | None:
+        """The breaches and completions of ``evaluation`` not yet confirmed as recorded, with
+        its ``ledger`` entries (``Tracker.ledger``)."""
         tracked = self._tracked.get(evaluation.ticket_id)
         done = set() if tracked is None else set(_FINGERPRINTS.iter_unpack(tracked[_RECORDED]))
         breaches = tuple(b for b in evaluation.breaches if _breach_key(b) not in done)
         completions = tuple(c for c in evaluation.completions if _completion_key(c) not in done)
-        if not breaches and not completions:
+        if not breaches and not completions and not ledger:
             return None
         return TicketOutcomes(
             evaluation.ticket_id,
@@ -244,6 +276,8 @@ class Tracker:
             customer=evaluation.customer,
             organization=evaluation.organization,
             policy=evaluation.policy,
+            ledger=ledger,
+            ledger_through=evaluation.evaluated_at,
         )
 
     def mark_recorded(self, outcomes: TicketOutcomes) -> None:
@@ -254,7 +288,15 @@ class Tracker:
             [_FINGERPRINTS.pack(*_breach_key(b)) for b in outcomes.breaches]
             + [_FINGERPRINTS.pack(*_completion_key(c)) for c in outcomes.completions]
         )
-        self._tracked[outcomes.ticket_id] = (*tracked[:_RECORDED], recorded)
+        # Every entry up to ``ledger_through`` of the history tracked now is recorded or still
+        # waits (the judge keeps waiting entries until recorded, and a changed history hands
+        # over its whole ledger): later derivations need only what comes after.
+        through = tracked[_LEDGER_THROUGH]
+        if outcomes.ledger_through is not None and (
+            through is None or outcomes.ledger_through > through
+        ):
+            through = outcomes.ledger_through
+        self._tracked[outcomes.ticket_id] = (*tracked[:_RECORDED], recorded, through)
 
     def ticket(self, ticket_id: str) -> Ticket | None:
         tracked = self._tracked.get(ticket_id)
@@ -450,6 +492,15 @@ def _deadlines(evaluation: TicketEvaluation, gauges: tuple[GaugeKey, ...]) -> by
 
 def _same(queue: str) -> str:
     return queue
+
+
+def _same_until(old: Ticket, new: Ticket, moment: datetime) -> bool:
+    """Whether two versions of a ticket had the same history up to ``moment`` (the ledger's
+    entries up to it depend on nothing else; the subject is not part of it)."""
+    if replace(old, events=(), subject="") != replace(new, events=(), subject=""):
+        return False
+    before = [e for e in _compact(old).events if e.at <= moment]
+    return before == [e for e in _compact(new).events if e.at <= moment]
 
 
 def _compact(ticket: Ticket) -> Ticket:

@@ -29,10 +29,11 @@ Rules (docs/semantics.md states them for people):
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import TypeVar
 
 from sla_monitor.engine.calendar_protocol import Calendar
 from sla_monitor.engine.model import (
@@ -45,6 +46,8 @@ from sla_monitor.engine.model import (
     TicketEvent,
 )
 from sla_monitor.engine.policy import Policy, PolicySet, Reopen
+
+_T = TypeVar("_T")
 
 # How far a ticket's creation may lie after ``now`` (clocks of two hosts disagree a little);
 # beyond it the row is wrong, not early.
@@ -232,13 +235,24 @@ def evaluate_ticket(ticket: Ticket, policies: PolicySet, now: datetime) -> Ticke
     A stopped clock is judged by the policy in force when it stopped; a running one by the
     policy for the current priority.
     """
+    return checked(ticket, policies, now, _evaluate)
+
+
+def checked(
+    ticket: Ticket,
+    policies: PolicySet,
+    now: datetime,
+    judge: Callable[[Ticket, PolicySet, datetime], _T],
+) -> _T:
+    """``judge(ticket, policies, now)`` for a ticket and instant the engine can judge; else,
+    and for an instant past year 9999 met on the way, a TicketError (see evaluate_ticket)."""
     if not EARLIEST <= now < LATEST:
         raise TicketError(
             BadRowReason.TIMESTAMP_OUT_OF_RANGE, f"now {now.isoformat()} is out of range"
         )
     validate_ticket(ticket, policies, now)
     try:
-        return _evaluate(ticket, policies, now)
+        return judge(ticket, policies, now)
     except OverflowError as error:  # a deadline past year 9999: a target beyond any use
         raise TicketError(BadRowReason.TIMESTAMP_OUT_OF_RANGE, str(error)) from None
 

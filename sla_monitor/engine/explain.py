@@ -8,11 +8,13 @@ business time of the counted spans is the clock's elapsed time. Pure, like the e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sla_monitor.engine.clocks import ClockStatus, clock_spans, evaluate_ticket
+from sla_monitor.engine.ledger import LedgerEntry, LedgerKind
 from sla_monitor.engine.model import (
     Clock,
     ClockState,
@@ -204,8 +206,56 @@ def _duration(seconds: float) -> str:
     return sign + " ".join(parts)
 
 
-def explanation_json(explanation: TicketExplanation, show_subject: bool = True) -> dict[str, Any]:
-    """The explanation as JSON-ready data (``explain --json`` and the HTTP API)."""
+def so_far(ledger: Sequence[LedgerEntry], explanation: TicketExplanation) -> list[LedgerEntry]:
+    """The entries of a recorded ledger up to the explanation's instant (``explain --now``
+    in the past shows the ledger as it was then)."""
+    return [entry for entry in ledger if entry.at <= explanation.evaluated_at]
+
+
+def ledger_json(ledger: Sequence[LedgerEntry]) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": entry.at.isoformat(),
+            "clock": entry.clock.value,
+            "window_key": entry.window_key,
+            "kind": entry.kind.value,
+            "policy": entry.policy,
+            "previous_policy": entry.previous_policy,
+            "calendar": entry.calendar,
+            "priority": entry.priority,
+            "elapsed_seconds": round(entry.elapsed_seconds, 6),
+        }
+        for entry in ledger
+    ]
+
+
+def ledger_text(ledger: Sequence[LedgerEntry] | None) -> list[str]:
+    """The ledger as lines of text: one per transition, in the order they happened."""
+    if ledger is None:
+        return ["", "Ledger: not available (the daemon's database could not be read)"]
+    if not ledger:
+        return ["", "Ledger: nothing recorded yet"]
+    lines = ["", "Ledger (as recorded):"]
+    for entry in ledger:
+        window = f" window {entry.window_key}" if entry.window_key else ""
+        what = entry.kind.value
+        if entry.kind is LedgerKind.POLICY_CHANGED:
+            what += f" {entry.previous_policy!r} -> {entry.policy!r}"
+        lines.append(
+            f"  {_at(entry.at)}  {entry.clock.value}{window}: {what}, "
+            f"{_duration(entry.elapsed_seconds)} counted "
+            f"(policy {entry.policy!r}, {entry.calendar!r}, priority {entry.priority!r})"
+        )
+    return lines
+
+
+def explanation_json(
+    explanation: TicketExplanation,
+    show_subject: bool = True,
+    ledger: Sequence[LedgerEntry] | None = None,
+) -> dict[str, Any]:
+    """The explanation as JSON-ready data (``explain --json`` and the HTTP API), with the
+    ticket's recorded ``ledger`` (null: it could not be read)."""
 
     def when(moment: datetime | None) -> str | None:
         return None if moment is None else moment.isoformat()
@@ -254,14 +304,18 @@ def explanation_json(explanation: TicketExplanation, show_subject: bool = True) 
             }
             for clock in explanation.clocks
         ],
+        "ledger": None if ledger is None else ledger_json(ledger),
     }
     if show_subject:
         data["subject"] = explanation.subject
     return data
 
 
-def explanation_text(explanation: TicketExplanation) -> str:
-    """The explanation as plain text for a support lead."""
+def explanation_text(
+    explanation: TicketExplanation, ledger: Sequence[LedgerEntry] | None = None
+) -> str:
+    """The explanation as plain text for a support lead, ending with the recorded ledger
+    (None: it could not be read)."""
     e = explanation
     if e.matched is None:
         why = "no rule matched, the default policy applies"
@@ -309,4 +363,5 @@ def explanation_text(explanation: TicketExplanation) -> str:
             f"  deadline {_at(clock.deadline)}, at risk {_at(clock.at_risk_at)}, "
             f"breached {_at(clock.breached_at)}"
         )
+    lines += ledger_text(ledger)
     return "\n".join(lines)

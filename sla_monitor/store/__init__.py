@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from sla_monitor.engine.ledger import KIND_ORDER, LedgerEntry, LedgerKind
+from sla_monitor.engine.model import Clock
 from sla_monitor.errors import translates
 from sla_monitor.escalation_planner import backlog_alerts
 from sla_monitor.records import (
@@ -48,6 +50,10 @@ _ESCALATED_TICKETS = _QUERIES["escalated_tickets"]
 _RECORD_UPDATES = _QUERIES["record_updates"]
 _BACKLOG_COUNTS = _QUERIES["backlog_counts"]
 _QUEUE_SUMMARIES = _QUERIES["queue_summaries"]
+_RECORD_LEDGER = _QUERIES["record_ledger"]
+_TICKET_LEDGER = _QUERIES["ticket_ledger"]
+_KINDS = [kind.value for kind in KIND_ORDER]
+_CLOCKS = [clock.value for clock in Clock]
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -130,8 +136,8 @@ class StateStore:
         escalations: EscalationState | None = None,
         updates: OwedUpdates | None = None,
     ) -> NewlyRecorded:
-        """Records breaches, completions, escalations and owed updates (with their outbox
-        rows) and moves the watermark, in one transaction."""
+        """Records breaches, completions, ledger entries, escalations and owed updates (with
+        their outbox rows) and moves the watermark, in one transaction."""
         breach_rows = [
             (
                 o.ticket_id,
@@ -164,9 +170,29 @@ class StateStore:
             for o in outcomes
             for c in o.completions
         ]
+        ledger_rows = [
+            (
+                o.ticket_id,
+                e.clock.value,
+                e.window_key,
+                e.kind.value,
+                e.at,
+                e.policy,
+                e.calendar,
+                e.priority,
+                e.elapsed_seconds,
+                e.previous_policy,
+                o.queue,
+                o.customer,
+                o.organization,
+            )
+            for o in outcomes
+            for e in o.ledger
+        ]
         async with self._pool.acquire() as conn, conn.transaction():
             breaches = await self._insert(conn, _RECORD_BREACHES, breach_rows)
             completions = await self._insert(conn, _RECORD_COMPLETIONS, completion_rows)
+            ledger = await self._append(conn, ledger_rows)
             outbox = [] if escalations is None else await self._escalate(conn, escalations)
             if updates is not None and updates.rows:
                 outbox += await self._owe_updates(conn, updates)
@@ -176,7 +202,38 @@ class StateStore:
             [RecordedBreach(*row) for row in breaches],
             [RecordedCompletion(*row) for row in completions],
             [QueuedMessage(*row) for row in outbox],
+            ledger,
         )
+
+    @translates
+    async def ledger(self, ticket_id: str) -> list[LedgerEntry]:
+        """The ticket's recorded ledger, in the order things happened."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                self._sql(_TICKET_LEDGER), self._source, ticket_id, _KINDS, _CLOCKS
+            )
+        return [
+            LedgerEntry(
+                Clock(row["clock"]),
+                row["window_key"],
+                LedgerKind(row["kind"]),
+                row["at"],
+                row["policy"],
+                row["calendar"],
+                row["priority"],
+                row["elapsed_seconds"],
+                row["previous_policy"],
+            )
+            for row in rows
+        ]
+
+    async def _append(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
+        """Appends ledger rows column-wise; returns how many were new."""
+        if not rows:
+            return 0
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        status: str = await conn.execute(self._sql(_RECORD_LEDGER), self._source, *columns)
+        return int(status.split()[-1])
 
     async def _owe_updates(
         self, conn: asyncpg.Connection, updates: OwedUpdates

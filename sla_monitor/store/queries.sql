@@ -145,3 +145,23 @@ SELECT idempotency_key, 'update', $9,
 FROM inserted
 ON CONFLICT DO NOTHING
 RETURNING dedup_key, action, channel, NULL::text AS level
+
+-- name: record_ledger
+-- Append-only: a transition already recorded (the same identity) is left as it is.
+INSERT INTO {schema}.ledger
+    (source, ticket_id, clock, window_key, kind, at, policy, calendar, priority,
+     elapsed_seconds, previous_policy, queue, customer, organization)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                         $7::text[], $8::text[], $9::text[], $10::float8[], $11::text[],
+                         $12::text[], $13::text[], $14::text[])
+ON CONFLICT DO NOTHING
+
+-- name: ticket_ledger
+-- One ticket's ledger in the order things happened: by instant, then as the engine orders
+-- the entries of one instant ($3: the kinds in that order).
+SELECT clock, window_key, kind, at, policy, calendar, priority, elapsed_seconds,
+       previous_policy
+FROM {schema}.ledger
+WHERE source = $1 AND ticket_id = $2
+ORDER BY at, array_position($4::text[], clock), window_key COLLATE "C",
+         array_position($3::text[], kind)

@@ -1,6 +1,6 @@
 -- Retention's deletes (sla_monitor.retention), loaded by sla_monitor.sql. {schema} is replaced
 -- by the configured schema name (a validated identifier). Each deletes at most $2 rows older
--- than $1 seconds, found by an index of the age's column (migration 0006), in a statement of
+-- than $1 seconds, found by an index of the age's column (migrations 0006, 0008), in a statement of
 -- its own: a short transaction that never holds up the poll loop's.
 
 -- name: outbox
@@ -34,3 +34,8 @@ DELETE FROM {schema}.customer_updates WHERE ctid = ANY(ARRAY(
 DELETE FROM {schema}.escalations WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM {schema}.escalations
     WHERE resolved_at < now() - make_interval(secs => $1) LIMIT $2))
+
+-- name: ledger
+DELETE FROM {schema}.ledger WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM {schema}.ledger
+    WHERE at < now() - make_interval(secs => $1) LIMIT $2))

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from sla_monitor.daemon import Daemon
+from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.http import make_app, openapi_document
 from sla_monitor.schema import HttpSettings
 from tests.integration.helpdesk import FakeClock, Helpdesk, make_daemon
@@ -156,6 +157,38 @@ async def test_a_ticket_explained_and_an_unknown_one(tracked) -> None:
             bad = await client.get(path)
             assert bad.status == 400
             assert (await checked(bad, document))["parameter"] in ("now", "x")
+
+
+async def test_a_ticket_shows_its_ledger_so_far(tracked, monkeypatch) -> None:
+    daemon, ids = tracked
+    document = openapi_document()
+    async with TestClient(TestServer(make_app(daemon))) as client:
+        body = await checked(await client.get(f"/api/v1/tickets/{ids['paused']}"), document)
+        assert [(e["clock"], e["kind"], e["at"]) for e in body["ledger"]] == [
+            ("first_response", "started", "2026-03-02T09:30:00+00:00"),
+            ("resolution", "started", "2026-03-02T09:30:00+00:00"),
+            ("update", "started", "2026-03-02T09:30:00+00:00"),
+            ("first_response", "paused", "2026-03-02T09:40:00+00:00"),
+            ("resolution", "paused", "2026-03-02T09:40:00+00:00"),
+            ("update", "paused", "2026-03-02T09:40:00+00:00"),
+        ]
+        paused = body["ledger"][3]
+        assert paused["elapsed_seconds"] == 600 and paused["window_key"] == ""
+        assert paused["policy"] == "default" and paused["previous_policy"] is None
+        update = body["ledger"][2]
+        assert update["window_key"] == "2026-03-02T09:30:00+00:00"
+        breached = await checked(await client.get(f"/api/v1/tickets/{ids['breached']}"), document)
+        assert ("first_response", "breached", "2026-03-02T10:00:00+00:00") in {
+            (e["clock"], e["kind"], e["at"]) for e in breached["ledger"]
+        }
+
+        async def away(ticket_id: str) -> list:
+            raise DatabaseUnavailable(OSError("connection refused"))
+
+        # The database away: the explanation stands, the ledger is null.
+        monkeypatch.setattr(daemon.store, "ledger", away)
+        alone = await checked(await client.get(f"/api/v1/tickets/{ids['paused']}"), document)
+        assert alone["ledger"] is None and alone["clocks"]
 
 
 async def test_markup_in_a_subject_stays_inert_json(tracked) -> None:

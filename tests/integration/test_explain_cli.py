@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
+from tests.integration.helpdesk import make_daemon
 from tests.integration.test_cli import sla_monitor
 
 pytestmark = pytest.mark.integration
@@ -91,3 +92,53 @@ async def test_explain_an_unknown_ticket_exits_1_with_one_line(database_dsn: str
     result = sla_monitor("explain", "999999", env={"SLA_MONITOR_DATABASE__DSN": database_dsn})
     assert result.returncode == 1
     assert result.stderr.strip() == "sla-monitor: no ticket '999999' in the source"
+
+
+async def _record(dsn: str, now: datetime) -> None:
+    """The daemon's first sync at ``now``, in process: it records the open tickets' ledger."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        daemon = make_daemon(pool, lambda: now)
+        await daemon.store.migrate()
+        await daemon.poll_once()
+    finally:
+        await pool.close()
+
+
+async def test_explain_shows_the_ledger_so_far(database_dsn: str) -> None:
+    paused, _ = await _helpdesk(database_dsn)
+    env = {"SLA_MONITOR_DATABASE__DSN": database_dsn}
+    before = sla_monitor("explain", paused, "--now", NOW.isoformat(), "--json", env=env)
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["ledger"] is None  # the daemon's schema does not exist yet
+
+    await _record(database_dsn, NOW)
+    as_json = sla_monitor("explain", paused, "--now", NOW.isoformat(), "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    ledger = json.loads(as_json.stdout)["ledger"]
+    first = [(e["kind"], e["at"]) for e in ledger if e["clock"] == "first_response"]
+    created = NOW - timedelta(hours=3)
+    assert first == [
+        ("started", created.isoformat()),
+        ("at_risk", (created + timedelta(minutes=45)).isoformat()),
+        # The hour's target runs out exactly as the pause begins: breached, then paused.
+        ("breached", (created + timedelta(minutes=60)).isoformat()),
+        ("paused", (created + timedelta(minutes=60)).isoformat()),
+        ("resumed", (created + timedelta(minutes=120)).isoformat()),
+    ]
+    breached = next(e for e in ledger if e["kind"] == "breached")
+    assert breached["elapsed_seconds"] == 3600 and breached["policy"] == "default"
+    assert breached["calendar"] == "24x7" and breached["priority"] == "normal"
+
+    text = sla_monitor("explain", paused, "--now", NOW.isoformat(), env=env)
+    assert text.returncode == 0, text.stderr
+    assert "Ledger (as recorded):" in text.stdout
+    assert (
+        f"  {(created + timedelta(minutes=60)).isoformat()}  first_response: paused, "
+        "1h 00m counted (policy 'default', '24x7', priority 'normal')" in text.stdout
+    )
+    # As of an earlier instant: the ledger as it stood then.
+    earlier = (created + timedelta(minutes=50)).isoformat()
+    then = sla_monitor("explain", paused, "--now", earlier, "--json", env=env)
+    kinds = {(e["clock"], e["kind"]) for e in json.loads(then.stdout)["ledger"]}
+    assert ("first_response", "at_risk") in kinds and ("first_response", "paused") not in kinds

@@ -32,8 +32,8 @@ class CountedRetention(Retention):
 
 
 async def fill(conn: asyncpg.Connection, old: int, young: int) -> None:
-    """``old`` rows of each table 40 days past their instant (401 for breaches and
-    completions), ``young`` rows a day past."""
+    """``old`` rows of each table 40 days past their instant (401 for breaches, completions
+    and the ledger), ``young`` rows a day past."""
     for n in range(old + young):
         days = (401 if n < old else 1, 40 if n < old else 1)
         await conn.execute(
@@ -45,6 +45,14 @@ async def fill(conn: asyncpg.Connection, old: int, young: int) -> None:
         await conn.execute(
             "INSERT INTO sla_monitor.completions VALUES ('hd', $1, 'first_response', 'w', "
             "now() - make_interval(days => $2), true, 60, 'normal', 'support')",
+            str(n),
+            days[0],
+        )
+        await conn.execute(
+            "INSERT INTO sla_monitor.ledger (source, ticket_id, clock, window_key, kind, at,"
+            " policy, calendar, priority, elapsed_seconds, queue) VALUES ('hd', $1,"
+            " 'first_response', '', 'started', now() - make_interval(days => $2), 'default',"
+            " '24x7', 'normal', 0, 'support')",
             str(n),
             days[0],
         )
@@ -94,9 +102,11 @@ async def test_purges_only_old_rows_in_batches_and_counts_them(pool: asyncpg.Poo
         "completions": 7,
         "customer_updates": 7,
         "escalations": 7,
+        "ledger": 7,
     }
     # 3 + 3 + 1 rows: three short statements per table, the last one short of a batch.
     assert [n for table, n in retention.batches if table == "breaches"] == [3, 3, 1]
+    assert [n for table, n in retention.batches if table == "ledger"] == [3, 3, 1]
     async with pool.acquire() as conn:
         for table, left in (
             ("breaches", 4),
@@ -104,9 +114,10 @@ async def test_purges_only_old_rows_in_batches_and_counts_them(pool: asyncpg.Poo
             ("customer_updates", 4),
             ("escalations", 5),  # and the active one
             ("outbox", 5),  # and the pending one
+            ("ledger", 4),
         ):
             assert await conn.fetchval(f"SELECT count(*) FROM sla_monitor.{table}") == left
-    for table in ("outbox", "breaches", "completions", "customer_updates", "escalations"):
+    for table in ("outbox", "breaches", "completions", "customer_updates", "escalations", "ledger"):
         value = metrics.registry.get_sample_value("sla_monitor_rows_purged_total", {"table": table})
         assert value == 7
     assert set((await retention.purge()).values()) == {0}
@@ -143,6 +154,10 @@ async def test_a_digested_row_stays_while_its_digest_waits(pool: asyncpg.Pool) -
             "retention.delivered_outbox: 30d is shorter than policies.default.resolution",
         ),
         ('[retention]\ncustomer_updates = "1d"\n', "retention.customer_updates"),
+        (
+            '[retention]\nledger = "12h"\n',
+            "retention.ledger: 0.5d is shorter than policies.default.resolution (1d)",
+        ),
     ],
 )
 def test_a_retention_shorter_than_a_target_exits_78(
@@ -162,3 +177,4 @@ def test_the_defaults_and_long_ages_are_accepted(tmp_path: Path) -> None:
     config.write_text('[retention]\nbreaches = "730d"\n')
     assert load_settings(config).retention.breaches == 730 * DAY
     assert Settings().retention.delivered_outbox == 30 * DAY
+    assert Settings().retention.ledger == 400 * DAY

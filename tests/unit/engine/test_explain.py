@@ -20,7 +20,13 @@ from sla_monitor.engine import (
     evaluate_ticket,
 )
 from sla_monitor.engine.business_calendar import BusinessCalendar, parse_hours
-from sla_monitor.engine.explain import explain_ticket, explanation_json, explanation_text
+from sla_monitor.engine.explain import (
+    explain_ticket,
+    explanation_json,
+    explanation_text,
+    so_far,
+)
+from sla_monitor.engine.ledger import derive_ledger
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = 3600.0
@@ -123,3 +129,30 @@ def test_json_is_plain_data_and_can_hide_the_subject() -> None:
     assert data["subject"] == "Printer on fire"
     assert data["clocks"][0]["spans"][1]["reason"] == "paused by status 'pending'"
     assert "subject" not in explanation_json(explained, show_subject=False)
+
+
+def test_the_ledger_so_far_in_text_and_json() -> None:
+    history = ticket((1, STATUS, "pending"), (2.5, STATUS, "open"))
+    explained = explain_ticket(history, POLICIES, at(2))
+    ledger = list(derive_ledger(history, POLICIES, at(3)))  # recorded later than explained
+    shown = so_far(ledger, explained)
+    assert shown and all(entry.at <= at(2) for entry in shown) and len(shown) < len(ledger)
+    data = explanation_json(explained, ledger=shown)
+    assert json.loads(json.dumps(data)) == data
+    assert data["ledger"][0] == {
+        "at": T0.isoformat(),
+        "clock": "first_response",
+        "window_key": "",
+        "kind": "started",
+        "policy": "gold",
+        "previous_policy": None,
+        "calendar": "office",
+        "priority": "normal",
+        "elapsed_seconds": 0.0,
+    }
+    text = explanation_text(explained, shown)
+    assert "Ledger (as recorded):" in text
+    assert f"  {at(1).isoformat()}  first_response: paused, 1h 00m counted" in text
+    assert explanation_json(explained)["ledger"] is None
+    assert "Ledger: not available" in explanation_text(explained)
+    assert "Ledger: nothing recorded yet" in explanation_text(explained, [])
