@@ -33,7 +33,7 @@ async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
             r["table_name"]
             for r in await conn.fetch(
                 "SELECT table_name FROM information_schema.tables "
-                "WHERE table_schema = 'sla_monitor'"
+                "WHERE table_schema = 'sla_monitor' AND table_type = 'BASE TABLE'"
             )
         }
     assert tables == {
