@@ -25,7 +25,7 @@ from sla_monitor.engine import PolicySet
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.judge import Judge
 from sla_monitor.records import Recorder
-from sla_monitor.sources import Source, SourceError
+from sla_monitor.sources import Batch, Source, SourceError
 
 log = structlog.get_logger("sla_monitor.daemon")
 
@@ -52,7 +52,10 @@ class Daemon:
         timing: Timing | None = None,
         hooks: Hooks | None = None,
         clock: Callable[[], datetime] = utcnow,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
+        """``leading()``: False while this replica is a standby (see sla_monitor.leadership),
+        which judges everything and records nothing; None: always the leader."""
         self.source = source
         self.store = store
         self.judge = judge
@@ -69,6 +72,9 @@ class Daemon:
         self._next_reconcile = 0.0  # 0: at the first poll after the sync
         self._failures = 0
         self._resync = False  # read every open ticket again at the next poll (after a reload)
+        self.leading = leading
+        self._takeover = False  # record the full state at the next poll (a new leader)
+        self._started_from: datetime | None = None  # the watermark the first sync began at
 
     def stop(self) -> None:
         self._stop.set()
@@ -81,6 +87,15 @@ class Daemon:
     def synced(self) -> bool:
         """The first sync is done: every open ticket has been read."""
         return self.tracker.complete
+
+    @property
+    def role(self) -> str:
+        return "leader" if self.leading is None or self.leading() else "standby"
+
+    def take_over(self) -> None:
+        """This replica now leads: its next poll records the full state (see _take_over)."""
+        self._takeover = True
+        self.request_poll()
 
     def down(self, reason: str) -> None:
         """The daemon cannot do its work (database away, a task crashed): not ready."""
@@ -153,6 +168,8 @@ class Daemon:
         elif self._resync:
             self._resync = False
             await self._read_open_tickets()
+        if self._takeover:
+            await self._take_over()
         assert self.watermark is not None
         # Changes stamped before (now - lag) are taken as committed and seen; the next poll
         # starts there, so a change is re-read for at most `lag` of wall time, however
@@ -195,6 +212,40 @@ class Daemon:
         self.metrics.tracked_tickets.set(len(self.tracker))
         log.info("policies_reloaded", tracked=len(self.tracker))
 
+    async def _take_over(self) -> None:
+        """A standby became the leader: what it judged was discarded, and the old leader may
+        have died before recording all of it. Every tracked ticket is judged again and its
+        whole state recorded (breaches, completions, escalations and updates are keyed in the
+        store, so what was recorded already is neither recorded nor sent again), and changes
+        are read again from the stored watermark (tickets that closed while this replica was
+        a standby are no longer tracked: their completions come from that re-read). A takeover
+        is a first start only if no leader ever recorded a watermark."""
+        stored = await self.store.load_watermark()
+        planner = self.judge.escalations
+        assert self.watermark is not None
+        if stored is not None:
+            planner.end_backlog()
+            self.watermark = min(self.watermark, stored)
+        else:
+            if not planner.in_backlog:
+                planner.begin_backlog(self.clock())
+            self.watermark = min(self.watermark, self._started_from or self.watermark)
+        planner.forget_recorded()  # what the store holds may have changed while a standby
+        tickets = self.tracker.tickets()
+        for start in range(0, len(tickets), SYNC_FLUSH):
+            self.judge.absorb(
+                Batch(tickets=tickets[start : start + SYNC_FLUSH]), self.clock(), True
+            )
+            await self._flush(None)
+        self._next_reconcile = 0.0  # escalations of tickets closed meanwhile resolve now
+        self._takeover = False
+        log.info(
+            "took_over",
+            tracked=len(tickets),
+            watermark=self.watermark.isoformat(),
+            first_start=stored is None,
+        )
+
     async def _reconcile(self) -> None:
         """Forgets tracked tickets that left the open set without a change the watermark
         sees (deleted, merged away), and resolves escalations still active in the store for
@@ -202,7 +253,9 @@ class Daemon:
         self._next_reconcile = time.monotonic() + self.timing.reconcile_interval
         before = self.tracker.ids()  # taken first: a ticket tracked later is not judged here
         gone = self.judge.drop_missing(before, await self.source.open_ticket_ids())
-        stale = self.judge.resolve_untracked(await self.store.escalated_tickets())
+        stale = []
+        if self.role == "leader":  # a standby records nothing: the leader resolves them
+            stale = self.judge.resolve_untracked(await self.store.escalated_tickets())
         if gone or stale:
             self.metrics.tickets_vanished.inc(len(gone))
             log.info(
@@ -219,7 +272,7 @@ class Daemon:
         first = await self.source.database_now() - timedelta(
             seconds=self.timing.backfill + self.timing.watermark_lag
         )
-        self.watermark = stored if stored is not None else first
+        self.watermark = self._started_from = stored if stored is not None else first
         if stored is None:
             # A first start: escalations already due are its backlog (see [escalation]
             # backlog), until the first watermark is recorded.
@@ -277,6 +330,10 @@ class Daemon:
         What it records is taken out first, so judging may go on while the database works;
         if recording fails it is put back for the next attempt."""
         handoff = self.judge.take()
+        if self.role != "leader":
+            # A standby records nothing: the leader does, and a takeover judges everything
+            # again (nothing kept here grows while a standby).
+            return
         if not handoff and watermark is None:
             return
         escalations = handoff.escalation_state
