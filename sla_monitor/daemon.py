@@ -220,25 +220,31 @@ class Daemon:
         are read again from the stored watermark (tickets that closed while this replica was
         a standby are no longer tracked: their completions come from that re-read). A takeover
         is a first start only if no leader ever recorded a watermark."""
-        stored = await self.store.load_watermark()
-        planner = self.judge.escalations
-        assert self.watermark is not None
-        if stored is not None:
-            planner.end_backlog()
-            self.watermark = min(self.watermark, stored)
-        else:
-            if not planner.in_backlog:
-                planner.begin_backlog(self.clock())
-            self.watermark = min(self.watermark, self._started_from or self.watermark)
-        planner.forget_recorded()  # what the store holds may have changed while a standby
-        tickets = self.tracker.tickets()
-        for start in range(0, len(tickets), SYNC_FLUSH):
-            self.judge.absorb(
-                Batch(tickets=tickets[start : start + SYNC_FLUSH]), self.clock(), True
-            )
-            await self._flush(None)
-        self._next_reconcile = 0.0  # escalations of tickets closed meanwhile resolve now
+        # Until this runs, nothing is recorded (see _flush): a handoff judged as a standby
+        # (a first start's backlog, say) must not be recorded as it was judged.
         self._takeover = False
+        try:
+            stored = await self.store.load_watermark()
+            planner = self.judge.escalations
+            assert self.watermark is not None
+            if stored is not None:
+                planner.end_backlog()
+                self.watermark = min(self.watermark, stored)
+            else:
+                if not planner.in_backlog:
+                    planner.begin_backlog(self.clock())
+                self.watermark = min(self.watermark, self._started_from or self.watermark)
+            planner.forget_recorded()  # what the store holds may have changed meanwhile
+            self.judge.take()  # judged as a standby: judged again below
+            tickets = self.tracker.tickets()
+            for start in range(0, len(tickets), SYNC_FLUSH):
+                chunk = Batch(tickets=tickets[start : start + SYNC_FLUSH])
+                self.judge.absorb(chunk, self.clock(), rejudge=True)
+                await self._flush(None)
+        except BaseException:
+            self._takeover = True
+            raise
+        self._next_reconcile = 0.0  # escalations of tickets closed meanwhile resolve now
         log.info(
             "took_over",
             tracked=len(tickets),
@@ -330,7 +336,7 @@ class Daemon:
         What it records is taken out first, so judging may go on while the database works;
         if recording fails it is put back for the next attempt."""
         handoff = self.judge.take()
-        if self.role != "leader":
+        if self.role != "leader" or self._takeover:
             # A standby records nothing: the leader does, and a takeover judges everything
             # again (nothing kept here grows while a standby).
             return

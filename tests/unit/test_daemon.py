@@ -158,3 +158,89 @@ async def test_a_reload_takes_in_tickets_left_out_as_bad_rows(source, clock) -> 
     d.reload(policy_set(Settings(priorities=["urgent", "high", "normal", "low", "p0"])))
     await d.poll_once()
     assert "1" in d.tracker
+
+
+# --- an active/standby pair (sla_monitor.leadership decides who leads) ------------------
+
+
+class BacklogStore(MemoryStore):
+    """Also keeps whether each escalation was recorded as a first start's backlog."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backlog: dict[str, bool] = {}
+
+    async def record(self, outcomes, watermark, escalations=None, updates=None):  # type: ignore[no-untyped-def]
+        new = await super().record(outcomes, watermark, escalations, updates)
+        if escalations is not None:
+            for row in escalations.active:
+                self.backlog.setdefault(row.dedup_key, escalations.backlog)
+        return new
+
+
+def replica(source: MemorySource, store: MemoryStore, clock: Clock, leads: list[bool]) -> Daemon:
+    d = daemon(source, store, clock)
+    d.leading = lambda: leads[0]
+    return d
+
+
+async def test_a_standby_records_nothing_and_its_takeover_loses_nothing(source, clock) -> None:
+    store = MemoryStore()
+    source.put(ticket("1"))
+    source.put(ticket("2"))
+    leader = daemon(source, store, clock)
+    await leader.poll_once()
+    leads = [False]
+    standby = replica(source, store, clock, leads)
+    await standby.poll_once()
+    assert standby.role == "standby" and standby.ready and len(standby.tracker) == 2
+    # The leader dies. Ticket 1 breaches, ticket 2 is answered and resolved: the standby
+    # judges both (its gauges are true) and records nothing.
+    clock.set(65)
+    source.put(
+        ticket("2", (20, EventKind.PUBLIC_REPLY, None), (64, EventKind.STATUS_CHANGE, "resolved"))
+    )
+    await standby.poll_once()
+    clock.set(70)
+    await standby.refresh_due()
+    assert "2" not in standby.tracker
+    assert value(standby, "sla_monitor_open_tickets", state="breached", **FIRST_RESPONSE) == 1
+    assert not store.breaches and not store.completions and not store.outbox
+    # It takes over: everything it judged is recorded, the completion of the ticket that
+    # closed meanwhile included (read again from the stored watermark), each once.
+    leads[0] = True
+    standby.take_over()
+    await standby.poll_once()
+    assert {b[0] for b in store.breaches} == {"1"}
+    completed = {(c[0], c[1]) for c in store.completions}
+    assert {("2", "first_response"), ("2", "resolution")} <= completed
+    assert all(ticket_id == "2" for ticket_id, _ in completed)
+    triggers = [m.dedup_key for m in store.outbox if m.action == "trigger"]
+    assert triggers and len(triggers) == len(set(triggers))
+    assert value(standby, "sla_monitor_breaches_total", **FIRST_RESPONSE) == 1
+    recorded = (len(store.breaches), len(store.completions), len(store.outbox))
+    clock.set(75)
+    await standby.poll_once()
+    assert (len(store.breaches), len(store.completions), len(store.outbox)) == recorded
+
+
+async def test_a_takeover_after_the_first_watermark_is_not_a_first_start(source, clock) -> None:
+    """Both replicas start together on a first start: the standby's sync sees no watermark
+    (a backlog), the leader then records one. When the standby takes over, what breaches is
+    paged, never recorded as backlog, even by a refresh between the lead and its first poll."""
+    store = BacklogStore()
+    source.put(ticket("1"))
+    leads = [False]
+    standby = replica(source, store, clock, leads)
+    await standby.poll_once()
+    assert standby.judge.escalations.in_backlog
+    leader = daemon(source, store, clock)
+    await leader.poll_once()  # records the first watermark
+    leads[0] = True
+    standby.take_over()
+    clock.set(61)
+    await standby.refresh_due()  # a due timer before the takeover's poll: records nothing
+    assert not store.escalations
+    await standby.poll_once()
+    assert store.escalations and not any(store.backlog.values())
+    assert not standby.judge.escalations.in_backlog
