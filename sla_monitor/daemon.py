@@ -34,6 +34,9 @@ POLL_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, SourceError
 
 # Outcomes and escalations held during the initial sync before they are recorded.
 SYNC_FLUSH = 5000
+# Tickets judged again per recording by a takeover: small, so the loop yields often enough
+# for leadership to prove its lock (a proof is trusted for 3 s).
+TAKEOVER_CHUNK = 1000
 
 
 def utcnow() -> datetime:
@@ -73,7 +76,9 @@ class Daemon:
         self._failures = 0
         self._resync = False  # read every open ticket again at the next poll (after a reload)
         self.leading = leading
-        self._takeover = False  # record the full state at the next poll (a new leader)
+        # Record the full state at the next poll that leads (a new leader, or judgments
+        # discarded: see _flush).
+        self._takeover = False
         self._started_from: datetime | None = None  # the watermark the first sync began at
 
     def stop(self) -> None:
@@ -93,7 +98,8 @@ class Daemon:
         return "leader" if self.leading is None or self.leading() else "standby"
 
     def take_over(self) -> None:
-        """This replica now leads: its next poll records the full state (see _take_over)."""
+        """This replica now leads: its next poll records the full state (see _take_over),
+        also when it discarded nothing (another leader may have changed the store)."""
         self._takeover = True
         self.request_poll()
 
@@ -136,7 +142,9 @@ class Daemon:
         While polls fail, due tickets are judged in memory only (the gauges stay true) and
         the next poll records them: the backoff holds for every database access."""
         try:
-            if time.monotonic() >= self._next_poll:
+            # A leader with a takeover pending polls at once (not while backing off).
+            takeover = self._takeover and not self._failures and self.role == "leader"
+            if time.monotonic() >= self._next_poll or takeover:
                 self._next_poll = time.monotonic() + self.timing.poll_interval
                 await self.poll_once()
                 if self._failures:
@@ -168,7 +176,7 @@ class Daemon:
         elif self._resync:
             self._resync = False
             await self._read_open_tickets()
-        if self._takeover:
+        if self._takeover and self.role == "leader":
             await self._take_over()
         assert self.watermark is not None
         # Changes stamped before (now - lag) are taken as committed and seen; the next poll
@@ -237,8 +245,8 @@ class Daemon:
             planner.forget_recorded()  # what the store holds may have changed meanwhile
             self.judge.take()  # judged as a standby: judged again below
             tickets = self.tracker.tickets()
-            for start in range(0, len(tickets), SYNC_FLUSH):
-                chunk = Batch(tickets=tickets[start : start + SYNC_FLUSH])
+            for start in range(0, len(tickets), TAKEOVER_CHUNK):
+                chunk = Batch(tickets=tickets[start : start + TAKEOVER_CHUNK])
                 self.judge.absorb(chunk, self.clock(), rejudge=True)
                 await self._flush(None)
         except BaseException:
@@ -247,6 +255,9 @@ class Daemon:
         self._next_reconcile = 0.0  # escalations of tickets closed meanwhile resolve now
         log.info(
             "took_over",
+            # False: a recording was discarded meanwhile (the lock not proven in time, the
+            # loop busy): the next poll that leads takes over again.
+            complete=not self._takeover,
             tracked=len(tickets),
             watermark=self.watermark.isoformat(),
             first_start=stored is None,
@@ -337,8 +348,10 @@ class Daemon:
         if recording fails it is put back for the next attempt."""
         handoff = self.judge.take()
         if self.role != "leader" or self._takeover:
-            # A standby records nothing: the leader does, and a takeover judges everything
-            # again (nothing kept here grows while a standby).
+            # A standby records nothing: the leader does. What is discarded here (by a
+            # standby, or a leader whose lock was not proven for a moment) is judged again
+            # by the takeover of the next poll that leads. Nothing kept here grows.
+            self._takeover = True
             return
         if not handoff and watermark is None:
             return

@@ -91,8 +91,12 @@ class Replica:
             return None
 
     def role(self) -> str | None:
+        """ "leader" or "standby" once ready (its first poll done), else None."""
         ready = self.readyz()
-        return None if ready is None else ready.get("role")
+        if ready is None or ready.get("status") != "ready":
+            return None
+        role: str | None = ready.get("role")
+        return role
 
     def metric(self, name: str) -> float | None:
         try:

@@ -244,3 +244,24 @@ async def test_a_takeover_after_the_first_watermark_is_not_a_first_start(source,
     await standby.poll_once()
     assert store.escalations and not any(store.backlog.values())
     assert not standby.judge.escalations.in_backlog
+
+
+async def test_a_leader_that_could_not_prove_its_lock_for_a_moment_loses_nothing(
+    source, clock
+) -> None:
+    """While its lock is not proven (a busy loop, a slow check) the leader records nothing;
+    what it judged meanwhile is recorded by its next poll once it leads again."""
+    store = MemoryStore()
+    source.put(ticket("1"))
+    leads = [True]
+    leader = replica(source, store, clock, leads)
+    await leader.poll_once()
+    leads[0] = False
+    clock.set(61)
+    await leader.refresh_due()  # the breach, judged while not leading: discarded
+    assert not store.breaches
+    leads[0] = True
+    await leader.refresh_due()  # leading again: nothing records before the re-judging poll
+    await leader.cycle()  # which comes at once
+    assert {b[0] for b in store.breaches} == {"1"}
+    assert any(m.action == "trigger" for m in store.outbox)
