@@ -148,6 +148,7 @@ async def test_a_leader_that_loses_its_lock_connection_steps_down_and_the_standb
         await wait_for(lambda: b.role() == "standby", "b a ready standby", 60)
         tickets = await breaching_tickets(helpdesk_conn, 24, start_in=1, every=0.5)
         await wait_for(lambda: len(receiver.deliveries) >= 3, "a delivering", 30)
+        assert a.metric("sla_monitor_leader") == 1 and b.metric("sla_monitor_leader") == 0
         cut_at = time.monotonic()
         if cut == "network":
             await proxy.cut()
@@ -158,7 +159,9 @@ async def test_a_leader_that_loses_its_lock_connection_steps_down_and_the_standb
                 "AND pid IN (SELECT pid FROM pg_stat_activity "
                 "            WHERE application_name LIKE 'sla-monitor/%')"
             )
-        stepped_down = await wait_for(lambda: a.role() != "leader", "a stepping down", 10)
+        stepped_down = await wait_for(
+            lambda: a.metric("sla_monitor_leader") == 0, "a stepping down", 10
+        )
         took = await wait_for(lambda: b.role() == "leader", "b leading", TAKEOVER_LIMIT)
         print(f"{cut}: a stepped down after {stepped_down:.2f} s, b leads after {took:.2f} s")
         assert stepped_down <= 1.5  # at once: its next check, one second at most
