@@ -23,7 +23,7 @@ from sla_monitor.backoff import backoff
 from sla_monitor.daemon_options import Hooks, Timing
 from sla_monitor.engine import PolicySet
 from sla_monitor.errors import DatabaseUnavailable
-from sla_monitor.judge import Judge
+from sla_monitor.judge import Handoff, Judge
 from sla_monitor.records import Recorder
 from sla_monitor.sources import Batch, Source, SourceError
 
@@ -37,6 +37,9 @@ SYNC_FLUSH = 5000
 # Tickets judged again per recording by a takeover: small, so the loop yields often enough
 # for leadership to prove its lock (a proof is trusted for 3 s).
 TAKEOVER_CHUNK = 1000
+# The tickets of the latest discarded recordings a takeover judges first (newest first), so
+# what just breached is recorded, and paged, before the rest of the tracker.
+RECENT = 10_000
 
 
 def utcnow() -> datetime:
@@ -79,6 +82,7 @@ class Daemon:
         # Record the full state at the next poll that leads (a new leader, or judgments
         # discarded: see _flush).
         self._takeover = False
+        self._recent: dict[str, None] = {}  # tickets of discarded recordings, oldest first
         self._started_from: datetime | None = None  # the watermark the first sync began at
 
     def stop(self) -> None:
@@ -243,8 +247,12 @@ class Daemon:
                     planner.begin_backlog(self.clock())
                 self.watermark = min(self.watermark, self._started_from or self.watermark)
             planner.forget_recorded()  # what the store holds may have changed meanwhile
-            self.judge.take()  # judged as a standby: judged again below
-            tickets = self.tracker.tickets()
+            self._remember(self.judge.take())  # judged as a standby: judged again below
+            first = [t for t in reversed(self._recent) if t in self.tracker]
+            self._recent.clear()
+            chosen = set(first)
+            ids = first + [t for t in self.tracker.ids() if t not in chosen]
+            tickets = [ticket for t in ids if (ticket := self.tracker.ticket(t)) is not None]
             for start in range(0, len(tickets), TAKEOVER_CHUNK):
                 chunk = Batch(tickets=tickets[start : start + TAKEOVER_CHUNK])
                 self.judge.absorb(chunk, self.clock(), rejudge=True)
@@ -262,6 +270,18 @@ class Daemon:
             watermark=self.watermark.isoformat(),
             first_start=stored is None,
         )
+
+    def _remember(self, handoff: Handoff) -> None:
+        """Notes the tickets of a discarded recording (the newest RECENT are kept)."""
+        ids = [*handoff.outcomes, *handoff.escalations]
+        if handoff.updates is not None:
+            ids += [row.ticket_id for row in handoff.updates.rows]
+        recent = self._recent
+        for ticket_id in ids:
+            recent.pop(ticket_id, None)
+            recent[ticket_id] = None
+        while len(recent) > RECENT:
+            del recent[next(iter(recent))]
 
     async def _reconcile(self) -> None:
         """Forgets tracked tickets that left the open set without a change the watermark
@@ -352,6 +372,7 @@ class Daemon:
             # standby, or a leader whose lock was not proven for a moment) is judged again
             # by the takeover of the next poll that leads. Nothing kept here grows.
             self._takeover = True
+            self._remember(handoff)
             return
         if not handoff and watermark is None:
             return

@@ -265,3 +265,30 @@ async def test_a_leader_that_could_not_prove_its_lock_for_a_moment_loses_nothing
     await leader.cycle()  # which comes at once
     assert {b[0] for b in store.breaches} == {"1"}
     assert any(m.action == "trigger" for m in store.outbox)
+
+
+async def test_a_takeover_records_what_just_breached_first(source, clock, monkeypatch) -> None:
+    monkeypatch.setattr("sla_monitor.daemon.TAKEOVER_CHUNK", 1)
+    store = MemoryStore()
+    for n in range(20):  # breached before the standby started (and recorded by no one)
+        source.put(replace(ticket(str(n)), created_at=T0 - timedelta(minutes=60)))
+    source.put(ticket("late"))  # breaches at 60
+    leads = [False]
+    standby = replica(source, store, clock, leads)
+    await standby.poll_once()
+    clock.set(59)
+    await standby.refresh_due()
+    clock.set(61)
+    await standby.refresh_due()  # judged as a standby: discarded
+    recorded: list[list[str]] = []
+    record = store.record
+
+    async def noting(outcomes, watermark, escalations=None, updates=None):  # type: ignore[no-untyped-def]
+        recorded.append([o.ticket_id for o in outcomes])
+        return await record(outcomes, watermark, escalations, updates)
+
+    store.record = noting  # type: ignore[method-assign]
+    leads[0] = True
+    standby.take_over()
+    await standby.poll_once()
+    assert recorded[0] == ["late"]
