@@ -346,7 +346,7 @@ async def serve(
     notifier = SystemdNotifier()
     async with _open_database(settings) as (dsn, store_pool, source_pool):
         tracker, metrics = build_tracker(settings)
-        leadership, key = build_leadership(settings, dsn, config if reload else None, metrics)
+        leadership, key = build_leadership(settings, dsn, config, metrics, validate=reload)
 
         def leading() -> bool:
             return leadership.leading()
@@ -445,10 +445,11 @@ async def serve(
 
 
 def build_leadership(
-    settings: Settings, dsn: str, config: str | None, metrics: Metrics
+    settings: Settings, dsn: str, config: str | None, metrics: Metrics, validate: bool = True
 ) -> tuple[Leadership, int]:
-    """The replica's leadership (see sla_monitor.leadership) and its lock key. A standby
-    refuses to lead while ``config`` (the file it was started with) no longer validates."""
+    """The replica's leadership (see sla_monitor.leadership) and its lock key. With
+    ``validate``, a standby refuses to lead while its configuration (``config``, or where
+    load_settings finds it, as at start) no longer validates."""
     schema, source = settings.database.schema_name, settings.source.name
     key = lock_key(schema, source)
     hashed = config_hash(settings)
@@ -458,7 +459,7 @@ def build_leadership(
         return await PgLockSession.connect(dsn, key, name)
 
     def may_lead() -> str | None:
-        if config is None:
+        if not validate:
             return None
         try:
             load_settings(config)
