@@ -312,3 +312,4 @@ class Leadership:
         finally:
             if self.role is Role.LEADER:
                 self.step_down("stopping")
+            self._drop_session()
