@@ -7,7 +7,7 @@ import base64
 import contextlib
 import signal
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,13 @@ from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.escalation_planner import EscalationPlanner
 from sla_monitor.http import start_http
 from sla_monitor.judge import Judge
+from sla_monitor.leadership import (
+    Leadership,
+    PgLockSession,
+    application_name,
+    config_hash,
+    lock_key,
+)
 from sla_monitor.metrics import Metrics
 from sla_monitor.notifiers import Notifier
 from sla_monitor.notifiers.alertmanager import AlertmanagerNotifier
@@ -43,6 +50,7 @@ from sla_monitor.report import ChurnRules
 from sla_monitor.retention import Retention
 from sla_monitor.sources.sql import SqlSource
 from sla_monitor.store import StateStore
+from sla_monitor.store.outbox import Fence
 from sla_monitor.store.report import ChurnWatch, ReportStore
 from sla_monitor.systemd import SystemdHeartbeat, SystemdNotifier
 from sla_monitor.templates import UpdateTemplates
@@ -84,6 +92,13 @@ def churn_rules(settings: Settings) -> ChurnRules:
 
 @contextlib.asynccontextmanager
 async def open_pools(settings: Settings) -> AsyncIterator[tuple[Pool, Pool]]:
+    """The state store's pool and the source's pool (see _open_database)."""
+    async with _open_database(settings) as (_, store_pool, source_pool):
+        yield store_pool, source_pool
+
+
+@contextlib.asynccontextmanager
+async def _open_database(settings: Settings) -> AsyncIterator[tuple[str, Pool, Pool]]:
     """The state store's pool and the source's pool (the same one unless a source DSN is set).
 
     Pools open without connecting (min_size=0) so the daemon starts, reports not ready and
@@ -104,7 +119,7 @@ async def open_pools(settings: Settings) -> AsyncIterator[tuple[Pool, Pool]]:
     if source_dsn is not None:
         source_pool = await create_pool(source_dsn.get_secret_value(), updater)
     try:
-        yield store_pool, source_pool
+        yield dsn, store_pool, source_pool
     finally:
         for pool in {id(store_pool): store_pool, id(source_pool): source_pool}.values():
             with contextlib.suppress(Exception):
@@ -184,7 +199,9 @@ def build_sender(
     metrics: Metrics,
     pool: Pool,
     source_pool: Pool | None = None,
+    leadership: tuple[Callable[[], bool], Fence] | None = None,
 ) -> OutboxSender:
+    """``leadership``: (may_send, fence) of a replica (see sla_monitor.leadership)."""
     notifiers = build_notifiers(settings)
     updates = settings.updates
     if updates.enabled and updates.mode == "post":
@@ -218,6 +235,8 @@ def build_sender(
         retry_max=settings.escalation.retry_max,
         still_owed=still_owed,
         max_pages_per_minute=settings.escalation.max_pages_per_minute,
+        may_send=None if leadership is None else leadership[0],
+        fence=None if leadership is None else leadership[1],
     )
     metrics.customer_updates.labels("cancelled")
     for level in escalation_levels(settings):  # every series exists from the start, at 0
@@ -241,6 +260,7 @@ def build_daemon(
     source_pool: Pool,
     hooks: Hooks | None = None,
     tracked: tuple[Tracker, Metrics] | None = None,
+    leading: Callable[[], bool] | None = None,
 ) -> Daemon:
     tracker, metrics = tracked or build_tracker(settings)
     source = SqlSource(
@@ -268,7 +288,7 @@ def build_daemon(
         settings.escalation.backlog,
     )
     judge = Judge(source.name, tracker, metrics, escalations, build_update_planner(settings))
-    return Daemon(source, store, judge, timing, hooks)
+    return Daemon(source, store, judge, timing, hooks, leading=leading)
 
 
 async def migrate_until_ready(daemon: Daemon, stop: asyncio.Event) -> bool:
@@ -324,9 +344,17 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     notifier = SystemdNotifier()
-    async with open_pools(settings) as (store_pool, source_pool):
+    async with _open_database(settings) as (dsn, store_pool, source_pool):
         tracker, metrics = build_tracker(settings)
-        sender = build_sender(settings, tracker, metrics, store_pool, source_pool)
+        leadership, key = build_leadership(settings, dsn, config, metrics, validate=reload)
+
+        def leading() -> bool:
+            return leadership.leading()
+
+        async def fence(conn: Any) -> bool:
+            return await leadership.fence(conn, key)
+
+        sender = build_sender(settings, tracker, metrics, store_pool, source_pool, (leading, fence))
         interval = notifier.watchdog_interval() or 1.0
         heartbeat = SystemdHeartbeat(notifier, interval)
         hooks = Hooks(
@@ -336,7 +364,7 @@ async def serve(
             on_outbox=sender.wake,
             freeze_gc=True,
         )
-        daemon = build_daemon(settings, store_pool, source_pool, hooks, (tracker, metrics))
+        daemon = build_daemon(settings, store_pool, source_pool, hooks, (tracker, metrics), leading)
         if reload:
             loop.add_signal_handler(signal.SIGHUP, reload_policies, daemon, config)
         # The bounded churn gauge, recounted from the recorded outcomes (its own task, below).
@@ -360,39 +388,53 @@ async def serve(
         }
         crashed: str | None = None
         try:
+            # Every replica migrates at start (under the migration lock; a no-op on a current
+            # schema): a standby reads the stored watermark for its sync.
             if await migrate_until_ready(daemon, stop):
                 poller = asyncio.create_task(daemon.run(), name="poller")
                 alertmanager = settings.escalation.channels.alertmanager
                 resend = alertmanager.resend_interval if alertmanager is not None else None
-                delivery = asyncio.create_task(sender.run(resend), name="sender")
-                supervised |= {poller: "poller", delivery: "sender"}
-                if settings.retention.enabled:
-                    # Its own task: a purge never holds up a poll; cancelled with the others.
-                    retention = Retention(
+                retention = (
+                    Retention(
                         store_pool, settings.database.schema_name, settings.retention, metrics
                     )
-                    supervised[asyncio.create_task(retention.run(), name="retention")] = "retention"
+                    if settings.retention.enabled
+                    else None
+                )
+                duties = LeaderDuties(sender, resend, retention, metrics)
+
+                def on_lead() -> None:
+                    daemon.take_over()
+                    duties.lead()
+
+                leadership.on_lead = on_lead
+                leadership.on_step_down = duties.step_down
+                leader = asyncio.create_task(duties.run(), name="leader")
+                supervised |= {poller: "poller", leader: "leader"}
+                supervised[asyncio.create_task(leadership.run(), name="leadership")] = "leadership"
                 supervised[asyncio.create_task(churn.run(), name="churn")] = "churn"
                 crashed = await _until_stopped_or_crashed(stop, supervised, daemon)
                 notifier.notify(stopping="1", status="stopping")
                 daemon.stop()
-                sender.stop()
+                duties.stop()
                 # What has not ended by the timeout (a send to a hanging channel) is cancelled:
                 # its transaction rolls back, so the row stays pending for the next start.
                 _, late = await asyncio.wait(
-                    (poller, delivery), timeout=settings.daemon.shutdown_timeout
+                    (poller, leader), timeout=settings.daemon.shutdown_timeout
                 )
                 for task in late:
                     task.cancel()
-                ended = await asyncio.gather(poller, delivery, return_exceptions=True)
+                ended = await asyncio.gather(poller, leader, return_exceptions=True)
                 await sender.close()
                 if late:
                     log.warning("stop_timeout", cancelled=len(late))
-                for name, result in zip(("poller", "sender"), ended, strict=True):
+                for name, result in zip(("poller", "leader"), ended, strict=True):
                     if crashed is None and isinstance(result, Exception):
                         log.critical("task_crashed", task=name, exc_info=result)
                         crashed = name
         finally:
+            # The lock goes last (leadership's task steps down when cancelled): the senders
+            # have stopped by then.
             for task in supervised:
                 task.cancel()
             await asyncio.gather(*supervised, return_exceptions=True)
@@ -400,6 +442,118 @@ async def serve(
             log.info("stopped")
         if crashed is not None:
             raise TaskCrashed(crashed)
+
+
+def build_leadership(
+    settings: Settings, dsn: str, config: str | None, metrics: Metrics, validate: bool = True
+) -> tuple[Leadership, int]:
+    """The replica's leadership (see sla_monitor.leadership) and its lock key. With
+    ``validate``, a standby refuses to lead while its configuration (``config``, or where
+    load_settings finds it, as at start) no longer validates."""
+    schema, source = settings.database.schema_name, settings.source.name
+    key = lock_key(schema, source)
+    hashed = config_hash(settings)
+    name = application_name(schema, source, hashed)
+
+    async def connect() -> PgLockSession:
+        return await PgLockSession.connect(dsn, key, name)
+
+    def may_lead() -> str | None:
+        if not validate:
+            return None
+        try:
+            load_settings(config)
+        except ConfigError as error:
+            return f"the configuration no longer validates: {error}"
+        return None
+
+    metrics.leader.set(0)
+    leadership = Leadership(
+        connect,
+        hashed,
+        may_lead=may_lead,
+        on_change=lambda leading: metrics.leader.set(1 if leading else 0),
+    )
+    log.info("replica", config_hash=hashed, role="standby")
+    return leadership, key
+
+
+class LeaderDuties:
+    """What only the leader runs: the outbox senders and retention. Started when this
+    replica takes the lead, cancelled the moment it steps down (the senders also ask
+    leadership before every claim, and the database fences each claim)."""
+
+    def __init__(
+        self,
+        sender: OutboxSender,
+        resend: float | None,
+        retention: Retention | None,
+        metrics: Metrics,
+    ) -> None:
+        self.sender = sender
+        self.resend = resend
+        self.retention = retention
+        self.metrics = metrics
+        self._leading = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def lead(self) -> None:
+        self._lost.clear()
+        self._leading.set()
+
+    def step_down(self, reason: str) -> None:
+        self._leading.clear()
+        self._lost.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.sender.stop()
+
+    async def run(self) -> None:
+        """Runs the duties during each tenure, until stopped; a duty ending on its own is a
+        crash (raised)."""
+        while not self._stopping.is_set():
+            waiting = {
+                asyncio.create_task(self._leading.wait()),
+                asyncio.create_task(self._stopping.wait()),
+            }
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in waiting:
+                task.cancel()
+            if self._stopping.is_set():
+                return
+            await self._tenure()
+
+    async def _tenure(self) -> None:
+        self.sender.restart()
+        duties = {asyncio.create_task(self.sender.run(self.resend), name="sender")}
+        if self.retention is not None:
+            duties.add(asyncio.create_task(self.retention.run(), name="retention"))
+        lost = asyncio.create_task(self._lost.wait())
+        done, _ = await asyncio.wait({*duties, lost}, return_when=asyncio.FIRST_COMPLETED)
+        lost.cancel()
+        if self._stopping.is_set():
+            # The sender ends by itself after its current attempt; retention is cancelled.
+            for task in duties:
+                if task.get_name() == "retention":
+                    task.cancel()
+            results = await asyncio.gather(*duties, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return
+        for task in duties:
+            task.cancel()
+        results = await asyncio.gather(*duties, return_exceptions=True)
+        ended = [task for task in done if task is not lost]
+        if ended:
+            error = ended[0].exception() if not ended[0].cancelled() else None
+            raise error or RuntimeError(f"{ended[0].get_name()} ended unexpectedly")
+        # Stepped down: the gauges of the outbox are the leader's to tell.
+        self.metrics.outbox_pending.set(0)
+        self.metrics.outbox_oldest_age.set(0)
+        log.info("leader_duties_stopped")
 
 
 class TaskCrashed(Exception):

@@ -23,9 +23,9 @@ from sla_monitor.backoff import backoff
 from sla_monitor.daemon_options import Hooks, Timing
 from sla_monitor.engine import PolicySet
 from sla_monitor.errors import DatabaseUnavailable
-from sla_monitor.judge import Judge
+from sla_monitor.judge import Handoff, Judge
 from sla_monitor.records import Recorder
-from sla_monitor.sources import Source, SourceError
+from sla_monitor.sources import Batch, Source, SourceError
 
 log = structlog.get_logger("sla_monitor.daemon")
 
@@ -34,6 +34,12 @@ POLL_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, SourceError
 
 # Outcomes and escalations held during the initial sync before they are recorded.
 SYNC_FLUSH = 5000
+# Tickets judged again per recording by a takeover: small, so the loop yields often enough
+# for leadership to prove its lock (a proof is trusted for 3 s).
+TAKEOVER_CHUNK = 1000
+# The tickets of the latest discarded recordings a takeover judges first (newest first), so
+# what just breached is recorded, and paged, before the rest of the tracker.
+RECENT = 10_000
 
 
 def utcnow() -> datetime:
@@ -52,7 +58,10 @@ class Daemon:
         timing: Timing | None = None,
         hooks: Hooks | None = None,
         clock: Callable[[], datetime] = utcnow,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
+        """``leading()``: False while this replica is a standby (see sla_monitor.leadership),
+        which judges everything and records nothing; None: always the leader."""
         self.source = source
         self.store = store
         self.judge = judge
@@ -69,6 +78,12 @@ class Daemon:
         self._next_reconcile = 0.0  # 0: at the first poll after the sync
         self._failures = 0
         self._resync = False  # read every open ticket again at the next poll (after a reload)
+        self.leading = leading
+        # Record the full state at the next poll that leads (a new leader, or judgments
+        # discarded: see _flush).
+        self._takeover = False
+        self._recent: dict[str, None] = {}  # tickets of discarded recordings, oldest first
+        self._started_from: datetime | None = None  # the watermark the first sync began at
 
     def stop(self) -> None:
         self._stop.set()
@@ -81,6 +96,16 @@ class Daemon:
     def synced(self) -> bool:
         """The first sync is done: every open ticket has been read."""
         return self.tracker.complete
+
+    @property
+    def role(self) -> str:
+        return "leader" if self.leading is None or self.leading() else "standby"
+
+    def take_over(self) -> None:
+        """This replica now leads: its next poll records the full state (see _take_over),
+        also when it discarded nothing (another leader may have changed the store)."""
+        self._takeover = True
+        self.request_poll()
 
     def down(self, reason: str) -> None:
         """The daemon cannot do its work (database away, a task crashed): not ready."""
@@ -121,7 +146,9 @@ class Daemon:
         While polls fail, due tickets are judged in memory only (the gauges stay true) and
         the next poll records them: the backoff holds for every database access."""
         try:
-            if time.monotonic() >= self._next_poll:
+            # A leader with a takeover pending polls at once (not while backing off).
+            takeover = self._takeover and not self._failures and self.role == "leader"
+            if time.monotonic() >= self._next_poll or takeover:
                 self._next_poll = time.monotonic() + self.timing.poll_interval
                 await self.poll_once()
                 if self._failures:
@@ -153,6 +180,8 @@ class Daemon:
         elif self._resync:
             self._resync = False
             await self._read_open_tickets()
+        if self._takeover and self.role == "leader":
+            await self._take_over()
         assert self.watermark is not None
         # Changes stamped before (now - lag) are taken as committed and seen; the next poll
         # starts there, so a change is re-read for at most `lag` of wall time, however
@@ -195,6 +224,65 @@ class Daemon:
         self.metrics.tracked_tickets.set(len(self.tracker))
         log.info("policies_reloaded", tracked=len(self.tracker))
 
+    async def _take_over(self) -> None:
+        """A standby became the leader: what it judged was discarded, and the old leader may
+        have died before recording all of it. Every tracked ticket is judged again and its
+        whole state recorded (breaches, completions, escalations and updates are keyed in the
+        store, so what was recorded already is neither recorded nor sent again), and changes
+        are read again from the stored watermark (tickets that closed while this replica was
+        a standby are no longer tracked: their completions come from that re-read). A takeover
+        is a first start only if no leader ever recorded a watermark."""
+        # Until this runs, nothing is recorded (see _flush): a handoff judged as a standby
+        # (a first start's backlog, say) must not be recorded as it was judged.
+        self._takeover = False
+        try:
+            stored = await self.store.load_watermark()
+            planner = self.judge.escalations
+            assert self.watermark is not None
+            if stored is not None:
+                planner.end_backlog()
+                self.watermark = min(self.watermark, stored)
+            else:
+                if not planner.in_backlog:
+                    planner.begin_backlog(self.clock())
+                self.watermark = min(self.watermark, self._started_from or self.watermark)
+            planner.forget_recorded()  # what the store holds may have changed meanwhile
+            self._remember(self.judge.take())  # judged as a standby: judged again below
+            first = [t for t in reversed(self._recent) if t in self.tracker]
+            self._recent.clear()
+            chosen = set(first)
+            ids = first + [t for t in self.tracker.ids() if t not in chosen]
+            tickets = [ticket for t in ids if (ticket := self.tracker.ticket(t)) is not None]
+            for start in range(0, len(tickets), TAKEOVER_CHUNK):
+                chunk = Batch(tickets=tickets[start : start + TAKEOVER_CHUNK])
+                self.judge.absorb(chunk, self.clock(), rejudge=True)
+                await self._flush(None)
+        except BaseException:
+            self._takeover = True
+            raise
+        self._next_reconcile = 0.0  # escalations of tickets closed meanwhile resolve now
+        log.info(
+            "took_over",
+            # False: a recording was discarded meanwhile (the lock not proven in time, the
+            # loop busy): the next poll that leads takes over again.
+            complete=not self._takeover,
+            tracked=len(tickets),
+            watermark=self.watermark.isoformat(),
+            first_start=stored is None,
+        )
+
+    def _remember(self, handoff: Handoff) -> None:
+        """Notes the tickets of a discarded recording (the newest RECENT are kept)."""
+        ids = [*handoff.outcomes, *handoff.escalations]
+        if handoff.updates is not None:
+            ids += [row.ticket_id for row in handoff.updates.rows]
+        recent = self._recent
+        for ticket_id in ids:
+            recent.pop(ticket_id, None)
+            recent[ticket_id] = None
+        while len(recent) > RECENT:
+            del recent[next(iter(recent))]
+
     async def _reconcile(self) -> None:
         """Forgets tracked tickets that left the open set without a change the watermark
         sees (deleted, merged away), and resolves escalations still active in the store for
@@ -202,7 +290,9 @@ class Daemon:
         self._next_reconcile = time.monotonic() + self.timing.reconcile_interval
         before = self.tracker.ids()  # taken first: a ticket tracked later is not judged here
         gone = self.judge.drop_missing(before, await self.source.open_ticket_ids())
-        stale = self.judge.resolve_untracked(await self.store.escalated_tickets())
+        stale = []
+        if self.role == "leader":  # a standby records nothing: the leader resolves them
+            stale = self.judge.resolve_untracked(await self.store.escalated_tickets())
         if gone or stale:
             self.metrics.tickets_vanished.inc(len(gone))
             log.info(
@@ -219,7 +309,7 @@ class Daemon:
         first = await self.source.database_now() - timedelta(
             seconds=self.timing.backfill + self.timing.watermark_lag
         )
-        self.watermark = stored if stored is not None else first
+        self.watermark = self._started_from = stored if stored is not None else first
         if stored is None:
             # A first start: escalations already due are its backlog (see [escalation]
             # backlog), until the first watermark is recorded.
@@ -277,6 +367,13 @@ class Daemon:
         What it records is taken out first, so judging may go on while the database works;
         if recording fails it is put back for the next attempt."""
         handoff = self.judge.take()
+        if self.role != "leader" or self._takeover:
+            # A standby records nothing: the leader does. What is discarded here (by a
+            # standby, or a leader whose lock was not proven for a moment) is judged again
+            # by the takeover of the next poll that leads. Nothing kept here grows.
+            self._takeover = True
+            self._remember(handoff)
+            return
         if not handoff and watermark is None:
             return
         escalations = handoff.escalation_state

@@ -162,6 +162,11 @@ class EscalationPlanner:
         """The ticket left the open set with no final judgement: its escalations resolve."""
         self._pending[ticket_id] = []
 
+    def forget_recorded(self) -> None:
+        """Forgets what was last recorded per ticket (a new leader: the store may hold what
+        another replica recorded), so the next judging hands every ticket's state on."""
+        self._recorded.clear()
+
     def take(self) -> dict[str, list[EscalationRow]]:
         taken, self._pending = self._pending, {}
         return taken

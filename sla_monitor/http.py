@@ -130,14 +130,23 @@ def make_app(
     async def readyz(_: web.Request) -> web.Response:
         # Ready means polling works; a failing channel is detail (it has its own alerts), so
         # a dead webhook never takes the daemon out of a load balancer or restarts it.
+        # A standby is ready too (it polls and its tracker is true: the board and the API
+        # answer from it); "role" tells which replica leads.
         channels = daemon.metrics.channel_health
+        role = daemon.role
         if daemon.ready:
             return web.json_response(
-                {"status": "ready", "tracked": len(daemon.tracker), "channels": channels}
+                {
+                    "status": "ready",
+                    "role": role,
+                    "tracked": len(daemon.tracker),
+                    "channels": channels,
+                }
             )
         return web.json_response(
             {
                 "status": "not ready",
+                "role": role,
                 "synced": daemon.synced,
                 "error": daemon.last_error,
                 "channels": channels,

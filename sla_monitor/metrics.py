@@ -289,6 +289,13 @@ class Metrics:
             registry=r,
         )
         self.config_reload_successful.set(1)
+        self.leader = Gauge(
+            "sla_monitor_leader",
+            "1 on the replica that leads (records and delivers), 0 on a standby; every replica "
+            "exports the gauges of open tickets, so aggregate with max without(instance).",
+            registry=r,
+        )
+        self.leader.set(1)  # a daemon without leadership (tests, one-shot commands) leads
         build = Gauge("sla_monitor_build_info", "Version of sla-monitor.", ["version"], registry=r)
         build.labels(__version__).set(1)
 

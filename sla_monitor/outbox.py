@@ -46,7 +46,7 @@ from sla_monitor.escalation_planner import helpdesk_url
 from sla_monitor.metrics import Metrics
 from sla_monitor.notifiers import DeliveryError, Notifier, PermanentDeliveryError
 from sla_monitor.notifiers.alertmanager import AlertmanagerNotifier
-from sla_monitor.store.outbox import ClaimKind, OutboxStore
+from sla_monitor.store.outbox import ClaimKind, Fence, OutboxStore
 
 log = structlog.get_logger("sla_monitor.outbox")
 
@@ -149,11 +149,17 @@ class OutboxSender:
         still_owed: Callable[[str], bool | None] | None = None,
         max_pages_per_minute: int | None = None,
         clock: Callable[[], datetime] = utcnow,
+        may_send: Callable[[], bool] | None = None,
+        fence: Fence | None = None,
     ) -> None:
-        """``still_owed(ticket_id)``: asked right before an update is sent; False cancels it,
-        None (not known yet) defers it briefly. ``max_pages_per_minute``: the storm guard's
-        triggers per channel and minute (None: no guard); ``clock`` tells the minute."""
-        self._outbox = OutboxStore(pool, schema)
+        """``may_send()``: asked before every claim (and resend), False while this replica
+        is not the leader; ``fence(conn)``: the same asked by the database in the claim's
+        transaction (see OutboxStore). ``still_owed(ticket_id)``: asked right before an
+        update is sent; False cancels it, None (not known yet) defers it briefly.
+        ``max_pages_per_minute``: the storm guard's triggers per channel and minute (None: no
+        guard); ``clock`` tells the minute."""
+        self._outbox = OutboxStore(pool, schema, fence)
+        self.may_send = may_send
         self.notifiers = notifiers
         self.metrics = metrics
         self.timeout = timeout
@@ -173,6 +179,10 @@ class OutboxSender:
         """New rows were committed: every channel looks at once."""
         for channel in self._channels.values():
             channel.wakeup.set()
+
+    def restart(self) -> None:
+        """Ready to run again after a stop (a replica leading again)."""
+        self._stop.clear()
 
     def stop(self) -> None:
         self._stop.set()
@@ -210,6 +220,8 @@ class OutboxSender:
 
     async def _attempt(self, claim: ClaimKind, *args: Any) -> _Attempt | None:
         """Claims one row with ``claim``, sends it and marks it, in one transaction."""
+        if self.may_send is not None and not self.may_send():
+            return None
         async with self._outbox.claim(claim, *args) as claimed:
             if claimed is None:
                 return None
@@ -335,6 +347,8 @@ class OutboxSender:
         return sent
 
     async def _resend(self, notifier: AlertmanagerNotifier) -> int:
+        if self.may_send is not None and not self.may_send():
+            return 0
         alerts = await self._outbox.active_alerts(notifier.name)
         if not alerts:
             return 0

@@ -13,6 +13,14 @@ from typing import Any
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
 
+def one(expr: str) -> str:
+    """A gauge every replica of an active/standby pair exports alike (open tickets, the
+    tracker), once: the replicas' series differ only by ``instance``. Counters that move on
+    recording (breaches, completions, deliveries) are moved by the leader alone, each row
+    once whichever replica recorded it, so they are summed as they are."""
+    return f"max without(instance) ({expr})"
+
+
 def sel(extra: str = "") -> str:
     """A label selector with the dashboard's priority and queue filters."""
     inner = 'priority=~"$priority", queue=~"$queue"'
@@ -71,7 +79,9 @@ PANELS: list[dict[str, Any]] = [
         "unit": "short",
         "targets": [
             (
-                "sum by (clock) (sla_monitor_open_tickets" + sel('state="breached"') + ")",
+                "sum by (clock) ("
+                + one("sla_monitor_open_tickets" + sel('state="breached"'))
+                + ")",
                 "{{clock}}",
             )
         ],
@@ -81,7 +91,10 @@ PANELS: list[dict[str, Any]] = [
         "type": "stat",
         "unit": "short",
         "targets": [
-            ("sum by (clock) (sla_monitor_open_tickets" + sel('state="at_risk"') + ")", "{{clock}}")
+            (
+                "sum by (clock) (" + one("sla_monitor_open_tickets" + sel('state="at_risk"')) + ")",
+                "{{clock}}",
+            )
         ],
     },
     {
@@ -90,7 +103,9 @@ PANELS: list[dict[str, Any]] = [
         "unit": "short",
         "targets": [
             (
-                "sum by (state) (sla_monitor_open_tickets" + sel('clock="first_response"') + ")",
+                "sum by (state) ("
+                + one("sla_monitor_open_tickets" + sel('clock="first_response"'))
+                + ")",
                 "{{state}}",
             )
         ],
@@ -103,7 +118,9 @@ PANELS: list[dict[str, Any]] = [
         "next_reply set).",
         "targets": [
             (
-                "sum by (state) (sla_monitor_open_tickets" + sel('clock="next_reply"') + ")",
+                "sum by (state) ("
+                + one("sla_monitor_open_tickets" + sel('clock="next_reply"'))
+                + ")",
                 "{{state}}",
             )
         ],
@@ -113,7 +130,7 @@ PANELS: list[dict[str, Any]] = [
         "type": "stat",
         "unit": "short",
         "description": "Open tickets paused longer than their policy's max_pause.",
-        "targets": [("sum(sla_monitor_paused_too_long" + sel() + ")", "paused too long")],
+        "targets": [("sum(" + one("sla_monitor_paused_too_long" + sel()) + ")", "paused too long")],
     },
     {
         "title": "Customers owed an update",
@@ -121,8 +138,8 @@ PANELS: list[dict[str, Any]] = [
         "unit": "short",
         "targets": [
             (
-                "sum by (queue) (sla_monitor_open_tickets"
-                + sel('clock="update", state="breached"')
+                "sum by (queue) ("
+                + one("sla_monitor_open_tickets" + sel('clock="update", state="breached"'))
                 + ")",
                 "{{queue}}",
             )
@@ -201,8 +218,9 @@ PANELS: list[dict[str, Any]] = [
         "type": "timeseries",
         "unit": "short",
         "targets": [
-            ("sla_monitor_outbox_pending", "pending"),
-            ("sla_monitor_outbox_oldest_pending_age_seconds", "oldest age (s)"),
+            # The leader's senders tell it; a standby exports 0.
+            ("max(sla_monitor_outbox_pending)", "pending"),
+            ("max(sla_monitor_outbox_oldest_pending_age_seconds)", "oldest age (s)"),
         ],
     },
     {"row": "Daemon health"},
@@ -236,7 +254,10 @@ PANELS: list[dict[str, Any]] = [
         "unit": "short",
         "targets": [
             (
-                "sum by (reason) (increase(sla_monitor_bad_rows_total[$__rate_interval]))",
+                # Every replica reads (and counts) the same bad rows.
+                "sum by (reason) ("
+                + one("increase(sla_monitor_bad_rows_total[$__rate_interval])")
+                + ")",
                 "{{reason}}",
             )
         ],
@@ -245,7 +266,15 @@ PANELS: list[dict[str, Any]] = [
         "title": "Tracked open tickets",
         "type": "stat",
         "unit": "short",
-        "targets": [("sum(sla_monitor_tracked_tickets)", "tracked")],
+        "targets": [("sum(" + one("sla_monitor_tracked_tickets") + ")", "tracked")],
+    },
+    {
+        "title": "Leading replica",
+        "type": "stat",
+        "unit": "short",
+        "description": "1 on the replica that records and delivers, 0 on a standby (see "
+        "README, Running two replicas).",
+        "targets": [("sla_monitor_leader", "{{instance}}")],
     },
 ]
 

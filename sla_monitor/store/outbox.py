@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -18,6 +18,9 @@ import asyncpg
 
 from sla_monitor.errors import translated, translates
 from sla_monitor.sql import load_queries
+
+# Asked in a claim's transaction: does this replica lead now (sla_monitor.leadership)?
+Fence = Callable[[asyncpg.Connection], Awaitable[bool]]
 
 _QUERIES = load_queries("sla_monitor.store", "outbox.sql")
 # Which rows a claim considers: any channel's, one channel's, one channel's probe, or those of
@@ -94,9 +97,17 @@ class Claimed:
 class OutboxStore:
     """The outbox of the daemon's schema (validated by the StateStore's rules)."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        fence: Fence | None = None,
+    ) -> None:
+        """``fence(conn)``: asked in a claim's transaction, once its row is locked; False (this
+        replica does not hold the leader's lock now) gives the row up unclaimed."""
         self._pool = pool
         self._schema = schema
+        self._fence = fence
 
     def sql(self, template: str) -> str:
         return template.replace("{schema}", self._schema)
@@ -108,7 +119,7 @@ class OutboxStore:
         with translated():
             async with self._pool.acquire() as conn, conn.transaction():
                 record = await conn.fetchrow(self.sql(_CLAIMS[kind]), *args)
-                if record is None:
+                if record is None or (self._fence is not None and not await self._fence(conn)):
                     yield None
                     return
                 yield Claimed(

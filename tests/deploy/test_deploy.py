@@ -74,7 +74,7 @@ def test_rules_pass_promtool() -> None:
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 18 rules found" in result.stdout
+    assert "SUCCESS: 20 rules found" in result.stdout
 
 
 def test_dashboard_is_current_with_its_builder() -> None:
@@ -129,7 +129,11 @@ class Prometheus:
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             f"rule_files: [{rules}]\n"
             "scrape_configs:\n  - job_name: sla-monitor\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
+            # The daemon scraped twice, as instances "a" and "b": a pair of replicas whose
+            # gauges agree (README, "Running two replicas").
+            f"    static_configs: [{{targets: ['127.0.0.1:{target_port}'], labels: {{__r: a}}}},\n"
+            f"                     {{targets: ['127.0.0.1:{target_port}'], labels: {{__r: b}}}}]\n"
+            "    relabel_configs: [{source_labels: [__r], target_label: instance}]\n"
         )
         self.process = subprocess.Popen(
             [
@@ -263,6 +267,19 @@ def test_every_dashboard_and_rule_query_runs_on_real_prometheus(running_daemon: 
                 if rule["health"] != "ok":
                     failures.append(f"rule {rule['name']}: {rule.get('lastError')}")
         assert failures == []
-        assert len(dashboard_queries()) == 24 and len(rule_queries()) == 18
+        assert len(dashboard_queries()) == 25 and len(rule_queries()) == 20
+
+        # Two replicas export the same gauges: the dashboard and the rules count them once.
+        def value(expr: str) -> float:
+            result = prometheus.query(concrete(expr))["data"]["result"]
+            return sum(float(r["value"][1]) for r in result)
+
+        tracked = dict(dashboard_queries())["Tracked open tickets"]
+        assert value("count(sla_monitor_tracked_tickets)") == 2
+        assert value(tracked) == value('sla_monitor_tracked_tickets{instance="a"}') > 0
+        breached = 'sla_monitor_open_tickets{state="breached", instance="a"}'
+        assert value("sla_monitor:open_tickets_breached:sum") == value(breached) > 0
+        assert value("sum(sla_monitor_leader)") == 2  # one daemon, scraped twice
+
     finally:
         prometheus.stop()

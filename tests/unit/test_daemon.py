@@ -158,3 +158,137 @@ async def test_a_reload_takes_in_tickets_left_out_as_bad_rows(source, clock) -> 
     d.reload(policy_set(Settings(priorities=["urgent", "high", "normal", "low", "p0"])))
     await d.poll_once()
     assert "1" in d.tracker
+
+
+# --- an active/standby pair (sla_monitor.leadership decides who leads) ------------------
+
+
+class BacklogStore(MemoryStore):
+    """Also keeps whether each escalation was recorded as a first start's backlog."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backlog: dict[str, bool] = {}
+
+    async def record(self, outcomes, watermark, escalations=None, updates=None):  # type: ignore[no-untyped-def]
+        new = await super().record(outcomes, watermark, escalations, updates)
+        if escalations is not None:
+            for row in escalations.active:
+                self.backlog.setdefault(row.dedup_key, escalations.backlog)
+        return new
+
+
+def replica(source: MemorySource, store: MemoryStore, clock: Clock, leads: list[bool]) -> Daemon:
+    d = daemon(source, store, clock)
+    d.leading = lambda: leads[0]
+    return d
+
+
+async def test_a_standby_records_nothing_and_its_takeover_loses_nothing(source, clock) -> None:
+    store = MemoryStore()
+    source.put(ticket("1"))
+    source.put(ticket("2"))
+    leader = daemon(source, store, clock)
+    await leader.poll_once()
+    leads = [False]
+    standby = replica(source, store, clock, leads)
+    await standby.poll_once()
+    assert standby.role == "standby" and standby.ready and len(standby.tracker) == 2
+    # The leader dies. Ticket 1 breaches, ticket 2 is answered and resolved: the standby
+    # judges both (its gauges are true) and records nothing.
+    clock.set(65)
+    source.put(
+        ticket("2", (20, EventKind.PUBLIC_REPLY, None), (64, EventKind.STATUS_CHANGE, "resolved"))
+    )
+    await standby.poll_once()
+    clock.set(70)
+    await standby.refresh_due()
+    assert "2" not in standby.tracker
+    assert value(standby, "sla_monitor_open_tickets", state="breached", **FIRST_RESPONSE) == 1
+    assert not store.breaches and not store.completions and not store.outbox
+    # It takes over: everything it judged is recorded, the completion of the ticket that
+    # closed meanwhile included (read again from the stored watermark), each once.
+    leads[0] = True
+    standby.take_over()
+    await standby.poll_once()
+    assert {b[0] for b in store.breaches} == {"1"}
+    completed = {(c[0], c[1]) for c in store.completions}
+    assert {("2", "first_response"), ("2", "resolution")} <= completed
+    assert all(ticket_id == "2" for ticket_id, _ in completed)
+    triggers = [m.dedup_key for m in store.outbox if m.action == "trigger"]
+    assert triggers and len(triggers) == len(set(triggers))
+    assert value(standby, "sla_monitor_breaches_total", **FIRST_RESPONSE) == 1
+    recorded = (len(store.breaches), len(store.completions), len(store.outbox))
+    clock.set(75)
+    await standby.poll_once()
+    assert (len(store.breaches), len(store.completions), len(store.outbox)) == recorded
+
+
+async def test_a_takeover_after_the_first_watermark_is_not_a_first_start(source, clock) -> None:
+    """Both replicas start together on a first start: the standby's sync sees no watermark
+    (a backlog), the leader then records one. When the standby takes over, what breaches is
+    paged, never recorded as backlog, even by a refresh between the lead and its first poll."""
+    store = BacklogStore()
+    source.put(ticket("1"))
+    leads = [False]
+    standby = replica(source, store, clock, leads)
+    await standby.poll_once()
+    assert standby.judge.escalations.in_backlog
+    leader = daemon(source, store, clock)
+    await leader.poll_once()  # records the first watermark
+    leads[0] = True
+    standby.take_over()
+    clock.set(61)
+    await standby.refresh_due()  # a due timer before the takeover's poll: records nothing
+    assert not store.escalations
+    await standby.poll_once()
+    assert store.escalations and not any(store.backlog.values())
+    assert not standby.judge.escalations.in_backlog
+
+
+async def test_a_leader_that_could_not_prove_its_lock_for_a_moment_loses_nothing(
+    source, clock
+) -> None:
+    """While its lock is not proven (a busy loop, a slow check) the leader records nothing;
+    what it judged meanwhile is recorded by its next poll once it leads again."""
+    store = MemoryStore()
+    source.put(ticket("1"))
+    leads = [True]
+    leader = replica(source, store, clock, leads)
+    await leader.poll_once()
+    leads[0] = False
+    clock.set(61)
+    await leader.refresh_due()  # the breach, judged while not leading: discarded
+    assert not store.breaches
+    leads[0] = True
+    await leader.refresh_due()  # leading again: nothing records before the re-judging poll
+    await leader.cycle()  # which comes at once
+    assert {b[0] for b in store.breaches} == {"1"}
+    assert any(m.action == "trigger" for m in store.outbox)
+
+
+async def test_a_takeover_records_what_just_breached_first(source, clock, monkeypatch) -> None:
+    monkeypatch.setattr("sla_monitor.daemon.TAKEOVER_CHUNK", 1)
+    store = MemoryStore()
+    for n in range(20):  # breached before the standby started (and recorded by no one)
+        source.put(replace(ticket(str(n)), created_at=T0 - timedelta(minutes=60)))
+    source.put(ticket("late"))  # breaches at 60
+    leads = [False]
+    standby = replica(source, store, clock, leads)
+    await standby.poll_once()
+    clock.set(59)
+    await standby.refresh_due()
+    clock.set(61)
+    await standby.refresh_due()  # judged as a standby: discarded
+    recorded: list[list[str]] = []
+    record = store.record
+
+    async def noting(outcomes, watermark, escalations=None, updates=None):  # type: ignore[no-untyped-def]
+        recorded.append([o.ticket_id for o in outcomes])
+        return await record(outcomes, watermark, escalations, updates)
+
+    store.record = noting  # type: ignore[method-assign]
+    leads[0] = True
+    standby.take_over()
+    await standby.poll_once()
+    assert recorded[0] == ["late"]
