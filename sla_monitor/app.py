@@ -531,7 +531,16 @@ class LeaderDuties:
         if self.retention is not None:
             duties.add(asyncio.create_task(self.retention.run(), name="retention"))
         lost = asyncio.create_task(self._lost.wait())
-        done, _ = await asyncio.wait({*duties, lost}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({*duties, lost}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Cancelled at the shutdown timeout (a send hanging): asyncio.wait leaves the
+            # duties running, and a send cut later by the closing HTTP session would count a
+            # failed attempt; cancelled here, its claim's transaction rolls back instead.
+            for task in (*duties, lost):
+                task.cancel()
+            await asyncio.gather(*duties, lost, return_exceptions=True)
+            raise
         lost.cancel()
         if self._stopping.is_set():
             # The sender ends by itself after its current attempt; retention is cancelled.
