@@ -13,7 +13,9 @@ recorded, packed too.
 For the HTTP API's listing, each ticket also keeps its clocks' deadlines packed beside its
 gauge keys, and the tracker indexes ticket ids by their (shared) gauge keys: a query by state,
 clock, priority or queue picks the few matching gauge combinations, then reads the deadlines
-of their tickets only, and evaluates nothing.
+of their tickets only, and evaluates nothing. The index is built at the first listing (from
+the packed deadlines, sorted once: no evaluation) and maintained from then on, so a daemon
+whose API is never asked pays neither its memory nor its upkeep in every update.
 """
 
 from __future__ import annotations
@@ -122,8 +124,9 @@ class Tracker:
         # a ticket missing from it may simply not have been read yet.
         self.complete = False
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
-        # The listing index: per gauge key of a clock, its tickets by that clock's deadline.
-        self._by_key: dict[GaugeKey, _SortedDeadlines] = {}
+        # The listing index: per gauge key of a clock, its tickets by that clock's deadline;
+        # None until the first listing.
+        self._by_key: dict[GaugeKey, _SortedDeadlines] | None = None
         self._packer = TicketPacker()
 
     def __len__(self) -> int:
@@ -283,9 +286,10 @@ class Tracker:
         ticket when its state changes): nothing is evaluated, and only the tickets up to the
         page's end are read."""
         label = None if queue is None else self.queue_label(queue)
+        by_key = self._listing_index()
         matching = {
             key
-            for key in self._by_key
+            for key in by_key
             if (states is None or key[1] in states)
             and (clocks is None or key[0] in clocks)
             and (priority is None or key[2] == priority)
@@ -293,7 +297,7 @@ class Tracker:
         }
         # A folded queue label stands for several queues: check the ticket's own.
         exact = queue is None or label == queue
-        merged = heapq.merge(*(self._by_key[key].since(after) for key in matching))
+        merged = heapq.merge(*(by_key[key].since(after) for key in matching))
         listed: list[Listed] = []
         previous = None
         for pair in merged:
@@ -326,19 +330,29 @@ class Tracker:
             )
         return listed
 
+    def _listing_index(self) -> dict[GaugeKey, _SortedDeadlines]:
+        """The listing index, built from every tracked ticket's packed deadlines at the
+        first call: one sort per gauge key."""
+        if self._by_key is None:
+            pairs: dict[GaugeKey, list[tuple[int, str]]] = {}
+            for tracked in self._tracked.values():
+                for key, deadline, ticket_id in _clock_deadlines(tracked):
+                    pairs.setdefault(key, []).append((deadline, ticket_id))
+            self._by_key = {key: _SortedDeadlines.of(sorted(items)) for key, items in pairs.items()}
+        return self._by_key
+
     def _index(self, tracked: _Tracked, delta: int) -> None:
-        ticket_id, gauges, deadlines = tracked[0], tracked[_GAUGES], tracked[_DEADLINES]
-        for index, key in enumerate(gauges):
-            if not key[0]:
-                continue  # paused_too_long is the ticket's, not a clock's
-            deadline = _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0]
+        by_key = self._by_key
+        if by_key is None:
+            return  # not built yet: the first listing reads every ticket as it is then
+        for key, deadline, ticket_id in _clock_deadlines(tracked):
             if delta > 0:
-                self._by_key.setdefault(key, _SortedDeadlines()).add(deadline, ticket_id)
+                by_key.setdefault(key, _SortedDeadlines()).add(deadline, ticket_id)
             else:
-                entries = self._by_key[key]
+                entries = by_key[key]
                 entries.remove(deadline, ticket_id)
                 if not entries:
-                    del self._by_key[key]
+                    del by_key[key]
 
     def _unpack(self, tracked: _Tracked) -> Ticket:
         ticket_id, subject, packed = tracked[:3]
@@ -377,6 +391,17 @@ class _SortedDeadlines:
 
     def __bool__(self) -> bool:
         return bool(self.lasts)
+
+    @classmethod
+    def of(cls, pairs: list[tuple[int, str]]) -> _SortedDeadlines:
+        """The pairs, sorted already, in chunks of _CHUNK."""
+        entries = cls()
+        for start in range(0, len(pairs), _CHUNK):
+            chunk = pairs[start : start + _CHUNK]
+            entries.deadlines.append(array("q", [deadline for deadline, _ in chunk]))
+            entries.ids.append([ticket_id for _, ticket_id in chunk])
+            entries.lasts.append(chunk[-1])
+        return entries
 
     def _position(self, chunk: int, deadline: int, ticket_id: str) -> int:
         deadlines, ids = self.deadlines[chunk], self.ids[chunk]
@@ -431,6 +456,14 @@ class _SortedDeadlines:
             deadlines, ids = self.deadlines[index], self.ids[index]
             for offset in range(position if index == chunk else 0, len(ids)):
                 yield deadlines[offset], ids[offset]
+
+
+def _clock_deadlines(tracked: _Tracked) -> Iterator[tuple[GaugeKey, int, str]]:
+    """Each gauge key of a clock of the tracked ticket, with that clock's deadline."""
+    ticket_id, gauges, deadlines = tracked[0], tracked[_GAUGES], tracked[_DEADLINES]
+    for index, key in enumerate(gauges):
+        if key[0]:  # paused_too_long is the ticket's, not a clock's
+            yield key, _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0], ticket_id
 
 
 def _deadlines(evaluation: TicketEvaluation, gauges: tuple[GaugeKey, ...]) -> bytes:
