@@ -7,8 +7,9 @@ so an idle ticket costs nothing until its next at-risk or deadline instant.
 Memory is what limits how many open tickets one daemon follows, so a tracked ticket is kept
 small: the ticket packed into bytes without the events the engine never reads, the instant it
 was judged (the evaluation itself is recomputed on demand: the engine is deterministic), its
-gauge keys (shared tuples), its next timer, and 64-bit fingerprints of the outcomes already
-recorded, packed too.
+gauge keys (shared tuples), its next timer (an integer, microseconds since the epoch), and one
+bytes object holding its clocks' deadlines then 64-bit fingerprints of the outcomes already
+recorded.
 
 For the HTTP API's listing, each ticket also keeps its clocks' deadlines packed beside its
 gauge keys, and the tracker indexes ticket ids by their (shared) gauge keys: a query by state,
@@ -69,17 +70,17 @@ _Tracked = tuple[
     bytes | Ticket,  # TicketPacker.pack of the ticket without the events no clock reads
     datetime,  # when it was judged; usually one object shared by a whole batch
     tuple[GaugeKey, ...],  # its gauge keys; shared: one tuple per distinct combination
-    datetime | None,  # its evaluation's next_transition
-    bytes,  # per gauge key, the deadline of its clock (microseconds since the epoch)
-    bytes,  # 64-bit fingerprints of the outcomes confirmed as recorded
+    int | None,  # its evaluation's next_transition, in microseconds since the epoch
+    # Per gauge key, the deadline of its clock (microseconds since the epoch), then the 64-bit
+    # fingerprints of the outcomes confirmed as recorded: one bytes object, not two.
+    bytes,
 ]
 _SUBJECT: Final = 1
 _PACKED: Final = 2
 _EVALUATED_AT: Final = 3
 _GAUGES: Final = 4
 _DUE: Final = 5
-_DEADLINES: Final = 6
-_RECORDED: Final = 7
+_CLOCKS: Final = 6
 # A clock without a deadline (paused before reaching its target) sorts after every other.
 NO_DEADLINE: Final = 2**63 - 1
 _DEADLINE = struct.Struct("<q")
@@ -111,7 +112,7 @@ class Tracker:
     def __init__(self, policies: PolicySet) -> None:
         self.policies = policies
         self._tracked: dict[str, _Tracked] = {}
-        self._timers: list[tuple[datetime, str]] = []
+        self._timers: list[tuple[int, str]] = []  # (due in microseconds, ticket id)
         # Non-zero counts only: a priority or queue whose last open ticket leaves is gone, so
         # what the gauge reads is bounded by the open tickets, not by every queue ever seen.
         self.counts: Counter[GaugeKey] = Counter()
@@ -180,7 +181,9 @@ class Tracker:
         if update is not None and update.state is ClockState.BREACHED and not update.stopped:
             self.owing.add(ticket.ticket_id)
         gauges = self._gauges(evaluation)
-        due = evaluation.next_transition
+        transition = evaluation.next_transition
+        due = None if transition is None else _micros(transition)
+        clocks = _deadlines(evaluation, gauges)
         tracked: _Tracked = (
             ticket.ticket_id,
             ticket.subject,
@@ -188,8 +191,7 @@ class Tracker:
             now,
             gauges,
             due,
-            _deadlines(evaluation, gauges),
-            previous[_RECORDED] if previous else b"",
+            clocks + _recorded(previous) if previous else clocks,
         )
         self._tracked[ticket.ticket_id] = tracked
         self._count(gauges, +1)
@@ -207,7 +209,8 @@ class Tracker:
         ticket can never stop the others' timers (without ``on_error`` the error propagates).
         """
         refreshed: list[TicketEvaluation] = []
-        while self._timers and self._timers[0][0] <= now:
+        limit = _micros(now)
+        while self._timers and self._timers[0][0] <= limit:
             due, ticket_id = heapq.heappop(self._timers)
             tracked = self._tracked.get(ticket_id)
             if tracked is None or tracked[_DUE] != due:
@@ -226,14 +229,14 @@ class Tracker:
             due, ticket_id = self._timers[0]
             tracked = self._tracked.get(ticket_id)
             if tracked is not None and tracked[_DUE] == due:
-                return due
+                return _EPOCH + due * _MICROSECOND
             heapq.heappop(self._timers)
         return None
 
     def unrecorded(self, evaluation: TicketEvaluation) -> TicketOutcomes | None:
         """The breaches and completions of ``evaluation`` not yet confirmed as recorded."""
         tracked = self._tracked.get(evaluation.ticket_id)
-        done = set() if tracked is None else set(_FINGERPRINTS.iter_unpack(tracked[_RECORDED]))
+        done = set() if tracked is None else set(_FINGERPRINTS.iter_unpack(_recorded(tracked)))
         breaches = tuple(b for b in evaluation.breaches if _breach_key(b) not in done)
         completions = tuple(c for c in evaluation.completions if _completion_key(c) not in done)
         if not breaches and not completions:
@@ -253,11 +256,11 @@ class Tracker:
         tracked = self._tracked.get(outcomes.ticket_id)
         if tracked is None:
             return
-        recorded = tracked[_RECORDED] + b"".join(
+        clocks = tracked[_CLOCKS] + b"".join(
             [_FINGERPRINTS.pack(*_breach_key(b)) for b in outcomes.breaches]
             + [_FINGERPRINTS.pack(*_completion_key(c)) for c in outcomes.completions]
         )
-        self._tracked[outcomes.ticket_id] = (*tracked[:_RECORDED], recorded)
+        self._tracked[outcomes.ticket_id] = (*tracked[:_CLOCKS], clocks)
 
     def ticket(self, ticket_id: str) -> Ticket | None:
         tracked = self._tracked.get(ticket_id)
@@ -308,7 +311,7 @@ class Tracker:
             previous = pair
             deadline, ticket_id = pair
             tracked = self._tracked[ticket_id]
-            gauges, deadlines = tracked[_GAUGES], tracked[_DEADLINES]
+            gauges, deadlines = tracked[_GAUGES], tracked[_CLOCKS]
             found = [
                 (gauge[0], gauge[1], _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0])
                 for index, gauge in enumerate(gauges)
@@ -460,10 +463,19 @@ class _SortedDeadlines:
 
 def _clock_deadlines(tracked: _Tracked) -> Iterator[tuple[GaugeKey, int, str]]:
     """Each gauge key of a clock of the tracked ticket, with that clock's deadline."""
-    ticket_id, gauges, deadlines = tracked[0], tracked[_GAUGES], tracked[_DEADLINES]
+    ticket_id, gauges, deadlines = tracked[0], tracked[_GAUGES], tracked[_CLOCKS]
     for index, key in enumerate(gauges):
         if key[0]:  # paused_too_long is the ticket's, not a clock's
             yield key, _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0], ticket_id
+
+
+def _recorded(tracked: _Tracked) -> bytes:
+    """The fingerprints of the tracked ticket's recorded outcomes (after its deadlines)."""
+    return tracked[_CLOCKS][len(tracked[_GAUGES]) * _DEADLINE.size :]
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _deadlines(evaluation: TicketEvaluation, gauges: tuple[GaugeKey, ...]) -> bytes:
