@@ -120,10 +120,14 @@ async def change(conn: asyncpg.Connection, ids: list[int], judged: bool) -> date
 async def burst(daemon: Daemon, conn: asyncpg.Connection, ids: list[int], judged: bool) -> str:
     """The loop time a burst costs at the default lag and interval: the first poll that reads
     it and every poll that re-reads it while the watermark lags behind it, summed."""
+    # The tickets whose deadlines come meanwhile are judged between polls, untimed, as the
+    # served loop wakes for them: the polls then time the burst, not time passing.
+    await daemon.refresh_due()
     newest = await change(conn, ids, judged)
     polls = [await timed(daemon.poll_once)]
     while daemon.watermark is not None and daemon.watermark < newest:
         await asyncio.sleep(daemon.timing.poll_interval)
+        await daemon.refresh_due()
         polls.append(await timed(daemon.poll_once))
     total = sum(polls)
     kind = "judged (replies, holds)" if judged else "skipped (internal notes)"
