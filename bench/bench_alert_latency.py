@@ -59,6 +59,9 @@ async def main(probes: int, given: str | None) -> None:
                 "enabled": True,
                 "channels": {"webhook": {"url": f"http://127.0.0.1:{port}/hook", "secret": "s"}},
                 "levels": [{"name": "oncall", "when": "breached", "channels": ["webhook"]}],
+                # Every probe a page of its own: the storm guard would fold all beyond 60 a
+                # minute into a digest (it has its own tests), and their latency with them.
+                "max_pages_per_minute": probes + 100,
             },
         )
         schema = settings.database.schema_name
