@@ -70,6 +70,7 @@ async def main(probes: int, given: str | None) -> None:
         pool = await asyncpg.create_pool(dsn, min_size=1, **POOL_OPTIONS)
         daemon = build_daemon(settings, pool, pool, Hooks(freeze_gc=True))
         sender = build_sender(settings, daemon.tracker, daemon.metrics, pool)
+        daemon.hooks = Hooks(freeze_gc=True, on_outbox=sender.wake)  # as `run` wires them
         await daemon.store.migrate()
         began = time.perf_counter()
         deadlines: dict[str, float] = {}
