@@ -181,13 +181,19 @@ class Tracker:
         if update is not None and update.state is ClockState.BREACHED and not update.stopped:
             self.owing.add(ticket.ticket_id)
         gauges = self._gauges(evaluation)
+        compact = _compact(ticket)
         transition = evaluation.next_transition
+        if compact.events and compact.events[-1].at > now:
+            # An event stamped after now (a clock ahead of ours) is seen when its time comes:
+            # the timer, not a re-read of the watermark lag (which skips unchanged tickets).
+            coming = next(e.at for e in compact.events if e.at > now)
+            transition = coming if transition is None else min(transition, coming)
         due = None if transition is None else _micros(transition)
         clocks = _deadlines(evaluation, gauges)
         tracked: _Tracked = (
             ticket.ticket_id,
             ticket.subject,
-            self._packer.pack(_compact(ticket)),
+            self._packer.pack(compact),
             now,
             gauges,
             due,

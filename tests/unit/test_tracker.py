@@ -186,3 +186,15 @@ def test_recorded_outcomes_survive_an_update_that_changes_the_ticket_s_clocks() 
     tracker.mark_recorded(fresh)
     assert tracker.unrecorded(tracker.update(answered, at(221))) is None
     assert tracker.next_due() is not None and tracker.next_due() > at(221)
+
+
+def test_an_event_stamped_after_now_is_judged_when_its_time_comes() -> None:
+    # The helpdesk's clock may run ahead of the daemon's: a reply stamped 5 min after now is
+    # ignored by the engine until then, and the tracker's timer brings that instant back.
+    tracker = Tracker(POLICIES)
+    early = ticket("4", (15, EventKind.PUBLIC_REPLY, None))
+    judged = tracker.update(early, at(10))
+    assert judged.clocks[Clock.FIRST_RESPONSE].stopped_at is None
+    assert tracker.next_due() == at(15)  # not the at-risk instant, 45 min
+    [later] = tracker.refresh_due(at(15))
+    assert later.clocks[Clock.FIRST_RESPONSE].stopped_at == at(15)
