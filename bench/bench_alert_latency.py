@@ -59,6 +59,9 @@ async def main(probes: int, given: str | None) -> None:
                 "enabled": True,
                 "channels": {"webhook": {"url": f"http://127.0.0.1:{port}/hook", "secret": "s"}},
                 "levels": [{"name": "oncall", "when": "breached", "channels": ["webhook"]}],
+                # Every probe a page of its own: the storm guard would fold all beyond 60 a
+                # minute into a digest (it has its own tests), and their latency with them.
+                "max_pages_per_minute": probes + 100,
             },
         )
         schema = settings.database.schema_name
@@ -67,6 +70,7 @@ async def main(probes: int, given: str | None) -> None:
         pool = await asyncpg.create_pool(dsn, min_size=1, **POOL_OPTIONS)
         daemon = build_daemon(settings, pool, pool, Hooks(freeze_gc=True))
         sender = build_sender(settings, daemon.tracker, daemon.metrics, pool)
+        daemon.hooks = Hooks(freeze_gc=True, on_outbox=sender.wake)  # as `run` wires them
         await daemon.store.migrate()
         began = time.perf_counter()
         deadlines: dict[str, float] = {}
@@ -114,17 +118,25 @@ async def main(probes: int, given: str | None) -> None:
     latencies = sorted(arrivals[t] - d for t, d in deadlines.items() if t in arrivals)
     print(f"{len(latencies)}/{probes} probe breaches alerted")
     if latencies:
-        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        # p99 by nearest rank; reported only when at least two samples lie above it, so that
+        # it is never the maximum under another name.
+        rank = int(0.99 * len(latencies))
+        above = len(latencies) - 1 - rank
+        p99 = (
+            f"p99 {latencies[rank] * 1000:.0f} ms ({above} of {len(latencies)} above it)"
+            if above >= 2
+            else f"p99 not reported ({len(latencies)} probes: run --probes 300 or more)"
+        )
         print(
             f"deadline -> webhook arrival: p50 {statistics.median(latencies) * 1000:.0f} ms, "
-            f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms "
+            f"{p99}, max {latencies[-1] * 1000:.0f} ms "
             f"(target < 1 s: {'target met' if latencies[-1] < 1 else 'TARGET MISSED'})"
         )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--probes", type=int, default=300)
     parser.add_argument("--database-dsn", help="a helpdesk already loaded by generate.py")
     args = parser.parse_args()
     configure_logging("warning")

@@ -314,13 +314,23 @@ class Daemon:
             # A first start: escalations already due are its backlog (see [escalation]
             # backlog), until the first watermark is recorded.
             self.judge.escalations.begin_backlog(self.clock())
-        count = await self._read_open_tickets()
-        self.tracker.complete = True
+        collecting = gc.isenabled()
         if self.hooks.freeze_gc:
-            # What the sync leaves is long-lived: hidden from the collector, a full collection
-            # no longer walks it (tens of ms each, at the collector's pace, in every cycle).
-            gc.collect()
+            # No cyclic collection during the sync: it allocates millions of objects, almost
+            # none in cycles, and each full collection would walk every one made so far.
             gc.freeze()
+            gc.disable()
+        try:
+            count = await self._read_open_tickets()
+        finally:
+            if self.hooks.freeze_gc:
+                # What the sync leaves is long-lived: hidden from the collector, a full
+                # collection no longer walks it (tens of ms each, at the collector's pace).
+                gc.collect()
+                gc.freeze()
+                if collecting:
+                    gc.enable()
+        self.tracker.complete = True
         log.info(
             "initial_sync",
             source=self.source.name,

@@ -7,13 +7,16 @@ so an idle ticket costs nothing until its next at-risk or deadline instant.
 Memory is what limits how many open tickets one daemon follows, so a tracked ticket is kept
 small: the ticket packed into bytes without the events the engine never reads, the instant it
 was judged (the evaluation itself is recomputed on demand: the engine is deterministic), its
-gauge keys (shared tuples), its next timer, and 64-bit fingerprints of the outcomes already
-recorded, packed too.
+gauge keys (shared tuples), its next timer (an integer, microseconds since the epoch), and one
+bytes object holding its clocks' deadlines then 64-bit fingerprints of the outcomes already
+recorded.
 
 For the HTTP API's listing, each ticket also keeps its clocks' deadlines packed beside its
 gauge keys, and the tracker indexes ticket ids by their (shared) gauge keys: a query by state,
 clock, priority or queue picks the few matching gauge combinations, then reads the deadlines
-of their tickets only, and evaluates nothing.
+of their tickets only, and evaluates nothing. The index is built at the first listing (from
+the packed deadlines, sorted once: no evaluation) and maintained from then on, so a daemon
+whose API is never asked pays neither its memory nor its upkeep in every update.
 """
 
 from __future__ import annotations
@@ -68,9 +71,10 @@ _Tracked = tuple[
     bytes | Ticket,  # TicketPacker.pack of the ticket without the events no clock reads
     datetime,  # when it was judged; usually one object shared by a whole batch
     tuple[GaugeKey, ...],  # its gauge keys; shared: one tuple per distinct combination
-    datetime | None,  # its evaluation's next_transition
-    bytes,  # per gauge key, the deadline of its clock (microseconds since the epoch)
-    bytes,  # 64-bit fingerprints of the outcomes confirmed as recorded
+    int | None,  # its evaluation's next_transition, in microseconds since the epoch
+    # Per gauge key, the deadline of its clock (microseconds since the epoch), then the 64-bit
+    # fingerprints of the outcomes confirmed as recorded: one bytes object, not two.
+    bytes,
     datetime | None,  # the ledger is recorded up to this instant, for the history tracked
 ]
 _SUBJECT: Final = 1
@@ -78,9 +82,8 @@ _PACKED: Final = 2
 _EVALUATED_AT: Final = 3
 _GAUGES: Final = 4
 _DUE: Final = 5
-_DEADLINES: Final = 6
-_RECORDED: Final = 7
-_LEDGER_THROUGH: Final = 8
+_CLOCKS: Final = 6
+_LEDGER_THROUGH: Final = 7
 # A clock without a deadline (paused before reaching its target) sorts after every other.
 NO_DEADLINE: Final = 2**63 - 1
 _DEADLINE = struct.Struct("<q")
@@ -112,7 +115,7 @@ class Tracker:
     def __init__(self, policies: PolicySet) -> None:
         self.policies = policies
         self._tracked: dict[str, _Tracked] = {}
-        self._timers: list[tuple[datetime, str]] = []
+        self._timers: list[tuple[int, str]] = []  # (due in microseconds, ticket id)
         # Non-zero counts only: a priority or queue whose last open ticket leaves is gone, so
         # what the gauge reads is bounded by the open tickets, not by every queue ever seen.
         self.counts: Counter[GaugeKey] = Counter()
@@ -125,8 +128,9 @@ class Tracker:
         # a ticket missing from it may simply not have been read yet.
         self.complete = False
         self._shared: dict[tuple[GaugeKey, ...], tuple[GaugeKey, ...]] = {}
-        # The listing index: per gauge key of a clock, its tickets by that clock's deadline.
-        self._by_key: dict[GaugeKey, _SortedDeadlines] = {}
+        # The listing index: per gauge key of a clock, its tickets by that clock's deadline;
+        # None until the first listing.
+        self._by_key: dict[GaugeKey, _SortedDeadlines] | None = None
         self._packer = TicketPacker()
 
     def __len__(self) -> int:
@@ -169,7 +173,8 @@ class Tracker:
         """Evaluates a new or changed ticket; a resolved one is judged and then forgotten."""
         evaluation = evaluate_ticket(ticket, self.policies, now)
         previous = self._tracked.get(ticket.ticket_id)
-        packed = self._packer.pack(_compact(ticket))
+        compact = _compact(ticket)
+        packed = self._packer.pack(compact)
         through = None
         if previous is not None:
             self._count(previous[_GAUGES], -1)
@@ -190,7 +195,14 @@ class Tracker:
         if update is not None and update.state is ClockState.BREACHED and not update.stopped:
             self.owing.add(ticket.ticket_id)
         gauges = self._gauges(evaluation)
-        due = evaluation.next_transition
+        transition = evaluation.next_transition
+        if compact.events and compact.events[-1].at > now:
+            # An event stamped after now (a clock ahead of ours) is seen when its time comes:
+            # the timer, not a re-read of the watermark lag (which skips unchanged tickets).
+            coming = next(e.at for e in compact.events if e.at > now)
+            transition = coming if transition is None else min(transition, coming)
+        due = None if transition is None else _micros(transition)
+        clocks = _deadlines(evaluation, gauges)
         tracked: _Tracked = (
             ticket.ticket_id,
             ticket.subject,
@@ -198,8 +210,7 @@ class Tracker:
             now,
             gauges,
             due,
-            _deadlines(evaluation, gauges),
-            previous[_RECORDED] if previous else b"",
+            clocks + _recorded(previous) if previous else clocks,
             through,
         )
         self._tracked[ticket.ticket_id] = tracked
@@ -218,7 +229,8 @@ class Tracker:
         ticket can never stop the others' timers (without ``on_error`` the error propagates).
         """
         refreshed: list[TicketEvaluation] = []
-        while self._timers and self._timers[0][0] <= now:
+        limit = _micros(now)
+        while self._timers and self._timers[0][0] <= limit:
             due, ticket_id = heapq.heappop(self._timers)
             tracked = self._tracked.get(ticket_id)
             if tracked is None or tracked[_DUE] != due:
@@ -237,7 +249,7 @@ class Tracker:
             due, ticket_id = self._timers[0]
             tracked = self._tracked.get(ticket_id)
             if tracked is not None and tracked[_DUE] == due:
-                return due
+                return _EPOCH + due * _MICROSECOND
             heapq.heappop(self._timers)
         return None
 
@@ -262,7 +274,7 @@ class Tracker:
         """The breaches and completions of ``evaluation`` not yet confirmed as recorded, with
         its ``ledger`` entries (``Tracker.ledger``)."""
         tracked = self._tracked.get(evaluation.ticket_id)
-        done = set() if tracked is None else set(_FINGERPRINTS.iter_unpack(tracked[_RECORDED]))
+        done = set() if tracked is None else set(_FINGERPRINTS.iter_unpack(_recorded(tracked)))
         breaches = tuple(b for b in evaluation.breaches if _breach_key(b) not in done)
         completions = tuple(c for c in evaluation.completions if _completion_key(c) not in done)
         if not breaches and not completions and not ledger:
@@ -284,7 +296,7 @@ class Tracker:
         tracked = self._tracked.get(outcomes.ticket_id)
         if tracked is None:
             return
-        recorded = tracked[_RECORDED] + b"".join(
+        clocks = tracked[_CLOCKS] + b"".join(
             [_FINGERPRINTS.pack(*_breach_key(b)) for b in outcomes.breaches]
             + [_FINGERPRINTS.pack(*_completion_key(c)) for c in outcomes.completions]
         )
@@ -296,7 +308,7 @@ class Tracker:
             through is None or outcomes.ledger_through > through
         ):
             through = outcomes.ledger_through
-        self._tracked[outcomes.ticket_id] = (*tracked[:_RECORDED], recorded, through)
+        self._tracked[outcomes.ticket_id] = (*tracked[:_CLOCKS], clocks, through)
 
     def ticket(self, ticket_id: str) -> Ticket | None:
         tracked = self._tracked.get(ticket_id)
@@ -325,9 +337,10 @@ class Tracker:
         ticket when its state changes): nothing is evaluated, and only the tickets up to the
         page's end are read."""
         label = None if queue is None else self.queue_label(queue)
+        by_key = self._listing_index()
         matching = {
             key
-            for key in self._by_key
+            for key in by_key
             if (states is None or key[1] in states)
             and (clocks is None or key[0] in clocks)
             and (priority is None or key[2] == priority)
@@ -335,7 +348,7 @@ class Tracker:
         }
         # A folded queue label stands for several queues: check the ticket's own.
         exact = queue is None or label == queue
-        merged = heapq.merge(*(self._by_key[key].since(after) for key in matching))
+        merged = heapq.merge(*(by_key[key].since(after) for key in matching))
         listed: list[Listed] = []
         previous = None
         for pair in merged:
@@ -346,7 +359,7 @@ class Tracker:
             previous = pair
             deadline, ticket_id = pair
             tracked = self._tracked[ticket_id]
-            gauges, deadlines = tracked[_GAUGES], tracked[_DEADLINES]
+            gauges, deadlines = tracked[_GAUGES], tracked[_CLOCKS]
             found = [
                 (gauge[0], gauge[1], _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0])
                 for index, gauge in enumerate(gauges)
@@ -368,19 +381,29 @@ class Tracker:
             )
         return listed
 
+    def _listing_index(self) -> dict[GaugeKey, _SortedDeadlines]:
+        """The listing index, built from every tracked ticket's packed deadlines at the
+        first call: one sort per gauge key."""
+        if self._by_key is None:
+            pairs: dict[GaugeKey, list[tuple[int, str]]] = {}
+            for tracked in self._tracked.values():
+                for key, deadline, ticket_id in _clock_deadlines(tracked):
+                    pairs.setdefault(key, []).append((deadline, ticket_id))
+            self._by_key = {key: _SortedDeadlines.of(sorted(items)) for key, items in pairs.items()}
+        return self._by_key
+
     def _index(self, tracked: _Tracked, delta: int) -> None:
-        ticket_id, gauges, deadlines = tracked[0], tracked[_GAUGES], tracked[_DEADLINES]
-        for index, key in enumerate(gauges):
-            if not key[0]:
-                continue  # paused_too_long is the ticket's, not a clock's
-            deadline = _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0]
+        by_key = self._by_key
+        if by_key is None:
+            return  # not built yet: the first listing reads every ticket as it is then
+        for key, deadline, ticket_id in _clock_deadlines(tracked):
             if delta > 0:
-                self._by_key.setdefault(key, _SortedDeadlines()).add(deadline, ticket_id)
+                by_key.setdefault(key, _SortedDeadlines()).add(deadline, ticket_id)
             else:
-                entries = self._by_key[key]
+                entries = by_key[key]
                 entries.remove(deadline, ticket_id)
                 if not entries:
-                    del self._by_key[key]
+                    del by_key[key]
 
     def _unpack(self, tracked: _Tracked) -> Ticket:
         ticket_id, subject, packed = tracked[:3]
@@ -419,6 +442,17 @@ class _SortedDeadlines:
 
     def __bool__(self) -> bool:
         return bool(self.lasts)
+
+    @classmethod
+    def of(cls, pairs: list[tuple[int, str]]) -> _SortedDeadlines:
+        """The pairs, sorted already, in chunks of _CHUNK."""
+        entries = cls()
+        for start in range(0, len(pairs), _CHUNK):
+            chunk = pairs[start : start + _CHUNK]
+            entries.deadlines.append(array("q", [deadline for deadline, _ in chunk]))
+            entries.ids.append([ticket_id for _, ticket_id in chunk])
+            entries.lasts.append(chunk[-1])
+        return entries
 
     def _position(self, chunk: int, deadline: int, ticket_id: str) -> int:
         deadlines, ids = self.deadlines[chunk], self.ids[chunk]
@@ -473,6 +507,23 @@ class _SortedDeadlines:
             deadlines, ids = self.deadlines[index], self.ids[index]
             for offset in range(position if index == chunk else 0, len(ids)):
                 yield deadlines[offset], ids[offset]
+
+
+def _clock_deadlines(tracked: _Tracked) -> Iterator[tuple[GaugeKey, int, str]]:
+    """Each gauge key of a clock of the tracked ticket, with that clock's deadline."""
+    ticket_id, gauges, deadlines = tracked[0], tracked[_GAUGES], tracked[_CLOCKS]
+    for index, key in enumerate(gauges):
+        if key[0]:  # paused_too_long is the ticket's, not a clock's
+            yield key, _DEADLINE.unpack_from(deadlines, index * _DEADLINE.size)[0], ticket_id
+
+
+def _recorded(tracked: _Tracked) -> bytes:
+    """The fingerprints of the tracked ticket's recorded outcomes (after its deadlines)."""
+    return tracked[_CLOCKS][len(tracked[_GAUGES]) * _DEADLINE.size :]
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _deadlines(evaluation: TicketEvaluation, gauges: tuple[GaugeKey, ...]) -> bytes:

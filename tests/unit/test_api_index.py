@@ -166,3 +166,19 @@ def test_the_sorted_chunks_agree_with_a_sorted_list_through_splits_and_removals(
     for pair in model:
         entries.remove(*pair)
     assert not entries
+
+
+def test_the_index_is_built_at_the_first_listing_and_kept_after() -> None:
+    early = Tracker(PolicySet())
+    early.listing()  # built while empty, then maintained by every update
+    late = filled(200)
+    assert late._by_key is None  # nothing paid per update while the API is not asked
+    rng = random.Random(7)
+    for index in range(200):
+        early.update(make(index, rng), NOW)
+    for tracker in (early, late):
+        assert keys(tracker.listing(limit=1000)) == expected(tracker)
+    assert late._by_key is not None
+    assert keys(late.listing(states={"breached"}, limit=1000)) == keys(
+        early.listing(states={"breached"}, limit=1000)
+    )

@@ -166,3 +166,35 @@ def test_who_the_ticket_is_for_survives_tracking_and_a_new_plan_is_a_change() ->
     assert tracker.update(upgraded, at(6)).policy == "gold"
     evaluation = tracker.evaluation("7")
     assert evaluation is not None and evaluation.policy == "gold"
+
+
+def test_recorded_outcomes_survive_an_update_that_changes_the_ticket_s_clocks() -> None:
+    # The recorded fingerprints follow the deadlines in one bytes object: a new evaluation
+    # with fewer running clocks (a reply stops first_response) must keep them whole.
+    tracker = Tracker(POLICIES)
+    waiting = ticket("3")
+    first = tracker.update(waiting, at(200))  # first response breached, three clocks run
+    outcomes = tracker.unrecorded(first)
+    assert outcomes is not None and outcomes.breaches
+    tracker.mark_recorded(outcomes)
+    answered = ticket("3", (210, EventKind.PUBLIC_REPLY, None))
+    later = tracker.update(answered, at(220))
+    fresh = tracker.unrecorded(later)
+    assert fresh is not None
+    assert {b.key for b in fresh.breaches if b.clock is Clock.FIRST_RESPONSE} == set()
+    assert {(c.clock, c.key) for c in fresh.completions} >= {(Clock.FIRST_RESPONSE, "")}
+    tracker.mark_recorded(fresh)
+    assert tracker.unrecorded(tracker.update(answered, at(221))) is None
+    assert tracker.next_due() is not None and tracker.next_due() > at(221)
+
+
+def test_an_event_stamped_after_now_is_judged_when_its_time_comes() -> None:
+    # The helpdesk's clock may run ahead of the daemon's: a reply stamped 5 min after now is
+    # ignored by the engine until then, and the tracker's timer brings that instant back.
+    tracker = Tracker(POLICIES)
+    early = ticket("4", (15, EventKind.PUBLIC_REPLY, None))
+    judged = tracker.update(early, at(10))
+    assert judged.clocks[Clock.FIRST_RESPONSE].stopped_at is None
+    assert tracker.next_due() == at(15)  # not the at-risk instant, 45 min
+    [later] = tracker.refresh_due(at(15))
+    assert later.clocks[Clock.FIRST_RESPONSE].stopped_at == at(15)

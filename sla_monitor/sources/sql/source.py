@@ -7,7 +7,12 @@ fields: plan, type, channel, ...; json or jsonb, which asyncpg returns as text, 
 JSON). Attributes that are not a JSON object make the row bad (bad_attributes).
 The events query ($1: ticket ids; optionally $2: the author sla-monitor posts updates as)
 returns: ticket_id, at, kind, value and optionally previous_value; each ticket's events are
-sorted by time here (stably: events stamped alike keep the query's order).
+sorted by time here (stably: events stamped alike keep the query's order). Return them in the
+order of an index (the reference schema's ticket_events_ticket: ticket_id, created_at, id) and
+order by the table's columns, not by a cast of them: the database then reads the index in
+order and sorts nothing.
+The re-reads of the watermark lag skip, before any event is fetched, each ticket read since
+whose updated_at and number of events (counted by the events query, wrapped) did not change.
 Subjects are cut to SUBJECT_LIMIT characters. Statuses, priorities, queues, languages and
 time zones, customers and organizations are interned: a million tickets share a few dozen
 strings; tickets with the same attributes text share one read-only mapping. The ticket row holds the
@@ -101,12 +106,23 @@ class SqlSource:
         self._events_arguments: int | None = None  # $1 ids, and optionally $2 the author
         self._batch_size = batch_size
         self._attributes: dict[str, Mapping[str, JsonValue]] = {}
+        # Per ticket read by changed_since (and taken by its consumer): its updated_at and
+        # how many event rows it had. Only tickets changed since the oldest watermark still
+        # re-read are kept: the lag window's, a few per change.
+        self._seen: dict[str, tuple[datetime, int]] = {}
+        self._counting: str | None = None
 
     def open_tickets(self) -> AsyncIterator[Batch]:
         return self._stream(self._open, "open_tickets_query", self._resolved)
 
     def changed_since(self, since: datetime) -> AsyncIterator[Batch]:
-        return self._stream(self._changed, "changed_tickets_query", since)
+        """Tickets changed after ``since``; a ticket read here before, whose updated_at and
+        event count are still the same, is left out (a re-read of the watermark lag: judging
+        it again would change nothing) and only its updated_at moves the batch's newest."""
+        seen = self._seen
+        for ticket_id in [t for t, (changed, _) in seen.items() if not changed > since]:
+            del seen[ticket_id]  # never re-read: the query asks for later changes only
+        return self._stream(self._changed, "changed_tickets_query", since, remember=True)
 
     async def ticket(self, ticket_id: str) -> Ticket | BadRow | None:
         """One ticket by id, open or resolved, with its events (a BadRow when it cannot be
@@ -139,7 +155,9 @@ class SqlSource:
         return {row[0] for row in rows}
 
     @translates
-    async def _stream(self, query: str, name: str, *args: Any) -> AsyncIterator[Batch]:
+    async def _stream(
+        self, query: str, name: str, *args: Any, remember: bool = False
+    ) -> AsyncIterator[Batch]:
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
             cursor = conn.cursor(query, *args, prefetch=self._batch_size)
             rows: list[asyncpg.Record] = []
@@ -148,24 +166,83 @@ class SqlSource:
                     _missing(row, TICKET_COLUMNS, name)
                 rows.append(row)
                 if len(rows) >= self._batch_size:
-                    yield await self._batch(conn, rows)
+                    async for batch in self._batches(conn, rows, remember):
+                        yield batch
                     rows = []
             if rows:
-                yield await self._batch(conn, rows)
+                async for batch in self._batches(conn, rows, remember):
+                    yield batch
 
-    async def _batch(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> Batch:
-        batch = Batch()
-        ids = [str(row["ticket_id"]) for row in rows]
-        # Each event with the previous_value of a change, in the order the query gave them.
-        events: dict[str, list[tuple[TicketEvent, Any]]] = {ticket_id: [] for ticket_id in ids}
-        broken: dict[str, BadRow] = {}
+    async def _batches(
+        self, conn: asyncpg.Connection, rows: list[asyncpg.Record], remember: bool
+    ) -> AsyncIterator[Batch]:
+        """The batch of ``rows``; when ``remember``, without the tickets unchanged since
+        they were last read, and remembering what is read once the consumer took it."""
+        if not remember:
+            yield await self._batch(conn, rows)
+            return
+        unchanged: set[str] = set()
+        seen = self._seen
+        candidates = [
+            ticket_id
+            for row in rows
+            if (ticket_id := str(row["ticket_id"])) in seen
+            and seen[ticket_id][0] == row["updated_at"]
+        ]
+        if candidates:
+            counts = await self._event_counts(conn, candidates)
+            unchanged = {t for t in candidates if counts.get(t, 0) == seen[t][1]}
+        counted: dict[str, int] = {}
+        batch = await self._batch(conn, rows, unchanged, counted)
+        yield batch
+        # Taken: remembered. A ticket with an event stamped after its updated_at (an event
+        # in the future) is read again, as before, so its time coming is seen.
+        for row in rows:
+            ticket_id = str(row["ticket_id"])
+            if ticket_id in counted and isinstance(row["updated_at"], datetime):
+                seen[ticket_id] = (row["updated_at"], counted[ticket_id])
+
+    async def _event_counts(self, conn: asyncpg.Connection, ids: list[str]) -> dict[str, int]:
+        """How many rows the events query returns per ticket of ``ids``: the query wrapped
+        in a count, so no event row leaves the database."""
+        if self._counting is None:
+            self._counting = (
+                "SELECT events.ticket_id::text, count(*) FROM (\n"
+                f"{self._events.strip().rstrip(';')}\n) AS events GROUP BY events.ticket_id"
+            )
+        rows = await conn.fetch(self._counting, *await self._events_args(conn, ids))
+        return {row[0]: row[1] for row in rows}
+
+    async def _events_args(self, conn: asyncpg.Connection, ids: list[str]) -> list[Any]:
         if self._events_arguments is None:
             statement = await conn.prepare(self._events)
             self._events_arguments = len(statement.get_parameters())
-        arguments: list[Any] = [ids, self._updates_author][: self._events_arguments]
-        records = await conn.fetch(self._events, *arguments)
+        return [ids, self._updates_author][: self._events_arguments]
+
+    async def _batch(
+        self,
+        conn: asyncpg.Connection,
+        rows: list[asyncpg.Record],
+        skip: set[str] | frozenset[str] = frozenset(),
+        counted: dict[str, int] | None = None,
+    ) -> Batch:
+        """The tickets of ``rows`` with their events, but those in ``skip`` (whose updated_at
+        still counts in newest_change); ``counted`` receives each read ticket's event rows
+        (of a ticket with no event stamped after its updated_at)."""
+        batch = Batch()
+        ids = [t for row in rows if (t := str(row["ticket_id"])) not in skip]
+        # Each event with the previous_value of a change, in the order the query gave them.
+        events: dict[str, list[tuple[TicketEvent, Any]]] = {ticket_id: [] for ticket_id in ids}
+        broken: dict[str, BadRow] = {}
+        records = await conn.fetch(self._events, *await self._events_args(conn, ids)) if ids else []
         if records:
             _missing(records[0], EVENT_COLUMNS, "events_query")
+        if counted is not None:
+            rows_of: dict[str, int] = dict.fromkeys(ids, 0)
+            for record in records:
+                ticket_id = str(record["ticket_id"])
+                if ticket_id in rows_of:
+                    rows_of[ticket_id] += 1
         for record in records:
             ticket_id = str(record["ticket_id"])
             if ticket_id not in events or ticket_id in broken:
@@ -198,6 +275,8 @@ class SqlSource:
                 and (batch.newest_change is None or changed > batch.newest_change)
             ):
                 batch.newest_change = changed
+            if ticket_id in skip:
+                continue
             problem = _timestamp_problem(row["created_at"], "created_at")
             if problem is not None:
                 batch.bad_rows.append(BadRow(ticket_id, *problem))
@@ -222,6 +301,10 @@ class SqlSource:
                 )
                 continue
             history, first_previous = _in_time_order(events[ticket_id])
+            if counted is not None and not (
+                history and isinstance(changed, datetime) and history[-1].at > changed
+            ):
+                counted[ticket_id] = rows_of[ticket_id]
             status_changed = EventKind.STATUS_CHANGE in first_previous
             batch.tickets.append(
                 Ticket(
