@@ -271,6 +271,54 @@ async def test_unanswered_ticket_breaches_and_a_reply_stops_the_clock(
     assert daemon.tracker.evaluation(late) is None
 
 
+async def test_explain_and_the_api_tell_an_rt_ticket_s_story_with_its_ledger(
+    helpdesk, pools, database_dsn, reader_dsn
+) -> None:
+    """A ticket answered in RT and stalled for an hour: `explain` and the per-ticket API
+    say which time counted and which did not, with the ledger the daemon recorded."""
+    ticket = helpdesk.open_ticket("Invoice <b>missing</b>")
+    helpdesk.reply(ticket)
+    helpdesk.set_status(ticket, "stalled")
+    await helpdesk.backdate(ticket, timedelta(hours=1))  # stalled for an hour,
+    helpdesk.set_status(ticket, "open")  # then open again,
+    await helpdesk.backdate(ticket, timedelta(hours=1))  # an hour ago
+    settings = rt_settings(database_dsn, reader_dsn)
+    daemon = await started(settings, pools)
+    await daemon.poll_once()  # records its outcomes and its ledger
+
+    env = {
+        "SLA_MONITOR_DATABASE__DSN": database_dsn,
+        "SLA_MONITOR_SOURCE__KIND": "rt",
+        "SLA_MONITOR_SOURCE__DSN": reader_dsn,
+    }
+    result = sla_monitor("explain", ticket, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    explained = json.loads(result.stdout)
+    assert explained["subject"] == "Invoice <b>missing</b>"
+    clocks = {clock["clock"]: clock for clock in explained["clocks"]}
+    assert clocks["first_response"]["state"] == "met"
+    stalled = [s for s in clocks["resolution"]["spans"] if s["status"] == "stalled"]
+    assert [round(span["wall_seconds"] / 60) for span in stalled] == [60]
+    assert not any(span["counted"] for span in stalled)
+    kinds = {(entry["clock"], entry["kind"]) for entry in explained["ledger"]}
+    assert {("first_response", "started"), ("first_response", "met")} <= kinds
+    assert {("resolution", "started"), ("resolution", "paused"), ("resolution", "resumed")} <= (
+        kinds
+    )
+    text = sla_monitor("explain", ticket, env=env)
+    assert text.returncode == 0, text.stderr
+    assert "stalled" in text.stdout and "Ledger" in text.stdout
+
+    async with TestClient(TestServer(make_app(daemon))) as client:
+        answer = await client.get(f"/api/v1/tickets/{ticket}")
+        assert answer.status == 200
+        served = await answer.json()
+    assert served["policy"] == explained["policy"]
+    assert [(e["clock"], e["kind"], e["at"]) for e in served["ledger"]] == [
+        (e["clock"], e["kind"], e["at"]) for e in explained["ledger"]
+    ]
+
+
 async def test_one_progress_update_per_interval_visible_in_rt_history(
     helpdesk, pools, database_dsn, reader_dsn
 ) -> None:
