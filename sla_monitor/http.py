@@ -108,6 +108,7 @@ def make_app(
                 response = _board_response(render_unauthorized(nonce), nonce, 401)
                 response.headers["WWW-Authenticate"] = 'Bearer realm="sla-monitor"'
                 return response
+        await daemon.tracker.prepare_listing()
         page = render_board(
             daemon,
             nonce,
@@ -177,6 +178,7 @@ def make_app(
         except BadParameter as error:
             return _error(400, "bad_parameter", error.detail, parameter=error.parameter)
         limit = query.pop("limit")
+        await daemon.tracker.prepare_listing()
         listed = daemon.tracker.listing(**query, limit=limit + 1)
         more = len(listed) > limit
         items = []

@@ -21,6 +21,7 @@ whose API is never asked pays neither its memory nor its upkeep in every update.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import heapq
 import struct
@@ -29,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Final
 
 from sla_monitor.engine import (
@@ -131,6 +133,11 @@ class Tracker:
         # The listing index: per gauge key of a clock, its tickets by that clock's deadline;
         # None until the first listing.
         self._by_key: dict[GaugeKey, _SortedDeadlines] | None = None
+        # While prepare_listing builds it: the build's completion, and the tickets changed
+        # meanwhile (taken as they are when the build ends).
+        self._building: asyncio.Future[None] | None = None
+        self._dirty: set[str] | None = None
+        self._stale: list[tuple[GaugeKey, int, str]] = []
         self._packer = TicketPacker()
 
     def __len__(self) -> int:
@@ -381,6 +388,74 @@ class Tracker:
             )
         return listed
 
+    async def prepare_listing(self, step: int = 10_000) -> None:
+        """Builds the listing index if it is not built, about ``step`` pairs at a time,
+        yielding to the event loop between steps: at 1 M tracked tickets a build in one go
+        held the loop (polls, timers, deliveries) for seconds. Each gauge key's pairs are
+        sorted in runs of ``step`` and merged into the index step by step. Tickets that
+        change meanwhile are noted and taken as they are at the end. The HTTP API and the
+        board call this before listing; concurrent callers wait for one build."""
+        if self._by_key is not None:
+            return
+        if self._building is not None:
+            await asyncio.shield(self._building)
+            return
+        building = asyncio.get_running_loop().create_future()
+        self._building, self._dirty, self._stale = building, set(), []
+        try:
+            pairs: dict[GaugeKey, list[tuple[int, str]]] = {}
+            ids = list(self._tracked)
+            for start in range(0, len(ids), step):
+                for ticket_id in ids[start : start + step]:
+                    tracked = self._tracked.get(ticket_id)
+                    if tracked is not None:
+                        for key, deadline, _ in _clock_deadlines(tracked):
+                            pairs.setdefault(key, []).append((deadline, ticket_id))
+                await asyncio.sleep(0)
+            del ids
+            by_key: dict[GaugeKey, _SortedDeadlines] = {}
+            for key, items in pairs.items():
+                runs = []
+                for start in range(0, len(items), step):
+                    runs.append(sorted(items[start : start + step]))
+                    await asyncio.sleep(0)
+                entries = by_key[key] = _SortedDeadlines()
+                merged = heapq.merge(*runs)
+                per_step = range(max(1, step // _CHUNK))
+                while chunks := [c for _ in per_step if (c := list(islice(merged, _CHUNK)))]:
+                    entries.extend(chunks)
+                    await asyncio.sleep(0)
+            if self._by_key is None:  # not built meanwhile by a synchronous listing
+                self._settle(by_key, self._dirty, self._stale)
+                self._by_key = by_key
+        finally:
+            self._building, self._dirty, self._stale = None, None, []
+            building.set_result(None)
+
+    def _settle(
+        self,
+        by_key: dict[GaugeKey, _SortedDeadlines],
+        dirty: set[str],
+        stale: list[tuple[GaugeKey, int, str]],
+    ) -> None:
+        """Brings an index built while tickets changed up to date: every pair a changed
+        ticket had (``stale``: taken out meanwhile) or has now goes, then it is added as it
+        is tracked now."""
+        current = [
+            entry
+            for ticket_id in dirty
+            if (tracked := self._tracked.get(ticket_id)) is not None
+            for entry in _clock_deadlines(tracked)
+        ]
+        for key, deadline, ticket_id in (*stale, *current):
+            entries = by_key.get(key)
+            if entries is not None:
+                entries.discard(deadline, ticket_id)
+        for key, deadline, ticket_id in current:
+            by_key.setdefault(key, _SortedDeadlines()).add(deadline, ticket_id)
+        for key in [key for key, entries in by_key.items() if not entries]:
+            del by_key[key]
+
     def _listing_index(self) -> dict[GaugeKey, _SortedDeadlines]:
         """The listing index, built from every tracked ticket's packed deadlines at the
         first call: one sort per gauge key."""
@@ -395,7 +470,13 @@ class Tracker:
     def _index(self, tracked: _Tracked, delta: int) -> None:
         by_key = self._by_key
         if by_key is None:
-            return  # not built yet: the first listing reads every ticket as it is then
+            # Not built yet: the first listing reads every ticket as it is then (or, during
+            # prepare_listing, the ticket is taken as it is when the build ends).
+            if self._dirty is not None:
+                self._dirty.add(tracked[0])
+                if delta < 0:
+                    self._stale.extend(_clock_deadlines(tracked))
+            return
         for key, deadline, ticket_id in _clock_deadlines(tracked):
             if delta > 0:
                 by_key.setdefault(key, _SortedDeadlines()).add(deadline, ticket_id)
@@ -447,11 +528,7 @@ class _SortedDeadlines:
     def of(cls, pairs: list[tuple[int, str]]) -> _SortedDeadlines:
         """The pairs, sorted already, in chunks of _CHUNK."""
         entries = cls()
-        for start in range(0, len(pairs), _CHUNK):
-            chunk = pairs[start : start + _CHUNK]
-            entries.deadlines.append(array("q", [deadline for deadline, _ in chunk]))
-            entries.ids.append([ticket_id for _, ticket_id in chunk])
-            entries.lasts.append(chunk[-1])
+        entries.extend([pairs[start : start + _CHUNK] for start in range(0, len(pairs), _CHUNK)])
         return entries
 
     def _position(self, chunk: int, deadline: int, ticket_id: str) -> int:
@@ -480,6 +557,23 @@ class _SortedDeadlines:
                 (deadlines[_CHUNK - 1], ids[_CHUNK - 1]),
                 self.lasts[chunk],
             ]
+
+    def extend(self, chunks: list[list[tuple[int, str]]]) -> None:
+        """Appends chunks of pairs that sort after every pair held, in order."""
+        for chunk in chunks:
+            self.deadlines.append(array("q", [deadline for deadline, _ in chunk]))
+            self.ids.append([ticket_id for _, ticket_id in chunk])
+            self.lasts.append(chunk[-1])
+
+    def discard(self, deadline: int, ticket_id: str) -> None:
+        """Removes the pair if it is held."""
+        chunk = bisect.bisect_left(self.lasts, (deadline, ticket_id))
+        if chunk == len(self.lasts):
+            return
+        position = self._position(chunk, deadline, ticket_id)
+        deadlines, ids = self.deadlines[chunk], self.ids[chunk]
+        if position < len(ids) and deadlines[position] == deadline and ids[position] == ticket_id:
+            self.remove(deadline, ticket_id)
 
     def remove(self, deadline: int, ticket_id: str) -> None:
         chunk = bisect.bisect_left(self.lasts, (deadline, ticket_id))

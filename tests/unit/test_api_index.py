@@ -3,6 +3,7 @@ first, paged, from the index (checked against evaluating every ticket)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -182,3 +183,62 @@ def test_the_index_is_built_at_the_first_listing_and_kept_after() -> None:
     assert keys(late.listing(states={"breached"}, limit=1000)) == keys(
         early.listing(states={"breached"}, limit=1000)
     )
+
+
+async def test_a_stepwise_build_yields_and_takes_changes_made_meanwhile() -> None:
+    """prepare_listing builds the index a step at a time; tickets updated, resolved, forgotten
+    and added while it runs are listed as they are at its end, as a synchronous build would."""
+    tracker = filled(600)
+    rng = random.Random(11)
+    turns = 0
+
+    async def meanwhile() -> None:
+        nonlocal turns
+        while tracker._building is not None or turns == 0:
+            turns += 1
+            ticket_id = rng.randrange(0, 700)  # some tracked, some new
+            action = rng.random()
+            if action < 0.2:
+                tracker.forget(str(ticket_id))
+            elif action < 0.3:
+                tracker.update(
+                    Ticket(
+                        ticket_id=str(ticket_id),
+                        created_at=T0,
+                        queue="support",
+                        initial_status="resolved",
+                        initial_priority="normal",
+                    ),
+                    NOW,
+                )
+            else:
+                tracker.update(make(ticket_id, rng), NOW + timedelta(minutes=turns))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(tracker.prepare_listing(step=25), meanwhile())
+    assert turns > 10  # the build gave the loop back between its steps
+    for filters in ({}, {"states": {"at_risk", "breached"}}, {"clocks": {"resolution"}}):
+        listed = keys(tracker.listing(**filters, limit=10_000))  # type: ignore[arg-type]
+        assert listed == expected(tracker, **filters)  # type: ignore[arg-type]
+    # Kept after: updates go on into the built index.
+    tracker.update(make(5, rng), NOW)
+    assert keys(tracker.listing(limit=10_000)) == expected(tracker)
+
+
+async def test_concurrent_requests_share_one_stepwise_build() -> None:
+    tracker = filled(200)
+    await asyncio.gather(*(tracker.prepare_listing(step=10) for _ in range(5)))
+    index = tracker._by_key
+    assert index is not None
+    await tracker.prepare_listing()
+    assert tracker._by_key is index
+    assert keys(tracker.listing(limit=1000)) == expected(tracker)
+
+
+async def test_a_stepwise_build_with_steps_of_several_chunks_equals_a_synchronous_one() -> None:
+    stepwise, synchronous = filled(3000), filled(3000)
+    await stepwise.prepare_listing(step=1000)  # four sorted runs, merged four chunks a step
+    for filters in ({}, {"states": {"breached"}}, {"priority": "urgent"}):
+        assert keys(stepwise.listing(**filters, limit=5000)) == keys(  # type: ignore[arg-type]
+            synchronous.listing(**filters, limit=5000)  # type: ignore[arg-type]
+        )
