@@ -133,6 +133,7 @@ def main(sizes: list[int]) -> None:
             tracker.update(ticket, NOW)
         filled = time.perf_counter() - started
         gc.collect()
+        gc.freeze()  # as the daemon does after its first sync (Hooks.freeze_gc)
         added = rss() - before
         print(
             f"{size:,} tracked: filled in {filled:.1f} s; RSS +{added / 2**20:,.0f} MiB, "
@@ -156,6 +157,7 @@ def main(sizes: list[int]) -> None:
         for path, median, fastest, count in asyncio.run(requests(tracker)):
             print(f"  {median:8.1f} ms median {fastest:8.1f} ms min  {count:>3} items  GET {path}")
         del tracker
+        gc.unfreeze()
         gc.collect()
 
 

@@ -419,11 +419,15 @@ class Tracker:
                 for start in range(0, len(items), step):
                     runs.append(sorted(items[start : start + step]))
                     await asyncio.sleep(0)
+                items.clear()  # the runs hold the pairs now
                 entries = by_key[key] = _SortedDeadlines()
                 merged = heapq.merge(*runs)
                 per_step = range(max(1, step // _CHUNK))
                 while chunks := [c for _ in per_step if (c := list(islice(merged, _CHUNK)))]:
                     entries.extend(chunks)
+                    await asyncio.sleep(0)
+                while runs:  # freeing a million pairs at once held the loop too
+                    runs.pop().clear()
                     await asyncio.sleep(0)
             if self._by_key is None:  # not built meanwhile by a synchronous listing
                 self._settle(by_key, self._dirty, self._stale)
