@@ -22,7 +22,7 @@ from sla_monitor.records import BacklogSummary, EscalationRow, EscalationState
 BacklogMode = Literal["summary", "page", "record"]
 # How a summary says what the escalations of a level were when monitoring started.
 _STATE_WORDS = {
-    "SLAAtRisk": "at risk",
+    "SLAAtRisk": "at risk or breached",  # an at_risk level fires for breached ones too
     "SLABreached": "already breached",
     "SLAOverdue": "already overdue",
     "SLAPauseLimit": "paused longer than allowed",

@@ -113,7 +113,7 @@ async def test_a_first_start_on_a_backlog_sends_one_summary_per_level_and_channe
     assert oncall["links"] == [{"href": "https://helpdesk.example/", "text": "Helpdesk"}]
     slack = [body["text"] for body in fake.bodies("/slack")]
     assert len(slack) == 2
-    assert any("300 tickets were at risk when monitoring started" in text for text in slack)
+    assert any("300 tickets were at risk or breached when monitoring started" in text for text in slack)
     assert all("<https://helpdesk.example/|open helpdesk>" in text for text in slack)
 
     # A new breach after the sync pages as usual.
@@ -171,7 +171,7 @@ async def test_a_first_start_stopped_before_its_watermark_summarizes_at_the_next
     summaries = [e["payload"]["summary"] for e in fake.bodies("/pagerduty")]
     assert sorted(summaries) == [
         "10 tickets were already breached when monitoring started: 10 first_response",
-        "10 tickets were at risk when monitoring started: 10 first_response",
+        "10 tickets were at risk or breached when monitoring started: 10 first_response",
     ]
     await sender.close()
 
