@@ -52,6 +52,7 @@ _BACKLOG_COUNTS = _QUERIES["backlog_counts"]
 _QUEUE_SUMMARIES = _QUERIES["queue_summaries"]
 _LEDGER_INCOMING = _QUERIES["ledger_incoming"]
 _RECORD_LEDGER = _QUERIES["record_ledger"]
+_RECORD_LEDGER_COLUMNS = _QUERIES["record_ledger_columns"]
 _LEDGER_COLUMNS = (
     "ticket_id",
     "clock",
@@ -245,15 +246,23 @@ class StateStore:
 
     async def _append(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
         """Appends ledger rows (in ``conn``'s transaction): copied into a staging table
-        dropped with the transaction, then inserted from it at once; returns how many were
-        new."""
+        dropped with the transaction, then inserted from it at once (without the privilege to
+        create one, as column arrays); returns how many were new."""
         if not rows:
             return 0
-        await conn.execute(_LEDGER_INCOMING)
-        await conn.copy_records_to_table(
-            "ledger_incoming", records=rows, columns=_LEDGER_COLUMNS, schema_name="pg_temp"
-        )
-        status: str = await conn.execute(self._sql(_RECORD_LEDGER), self._source)
+        status: str
+        try:
+            async with conn.transaction():  # a savepoint: a refusal leaves the recording's
+                await conn.execute(_LEDGER_INCOMING)
+        except asyncpg.InsufficientPrivilegeError:  # no TEMPORARY privilege: column arrays
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            sql = self._sql(_RECORD_LEDGER_COLUMNS)
+            status = await conn.execute(sql, self._source, *columns)
+        else:
+            await conn.copy_records_to_table(
+                "ledger_incoming", records=rows, columns=_LEDGER_COLUMNS, schema_name="pg_temp"
+            )
+            status = await conn.execute(self._sql(_RECORD_LEDGER), self._source)
         return int(status.split()[-1])
 
     async def _owe_updates(

@@ -167,6 +167,17 @@ SELECT $1, ticket_id, clock, window_key, kind, at, policy, calendar, priority,
 FROM pg_temp.ledger_incoming
 ON CONFLICT DO NOTHING
 
+-- name: record_ledger_columns
+-- The same append from column arrays (unnest), for a role without the TEMPORARY privilege
+-- on its database, which ledger_incoming needs (PUBLIC has it unless revoked).
+INSERT INTO {schema}.ledger
+    (source, ticket_id, clock, window_key, kind, at, policy, calendar, priority,
+     elapsed_seconds, previous_policy, queue, customer, organization)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                         $7::text[], $8::text[], $9::text[], $10::float8[], $11::text[],
+                         $12::text[], $13::text[], $14::text[])
+ON CONFLICT DO NOTHING
+
 -- name: ticket_ledger
 -- One ticket's ledger in the order things happened: by instant, then as the engine orders
 -- the entries of one instant ($3: the kinds in that order).

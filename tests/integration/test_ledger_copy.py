@@ -5,7 +5,10 @@ transaction fails, not even its staging table."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -124,3 +127,43 @@ async def test_a_repeated_recording_adds_nothing_and_a_failed_one_leaves_nothing
         "SELECT count(*) FROM pg_class WHERE relname = 'ledger_incoming'"
     )
     assert leftover == 0
+
+
+async def test_a_role_without_temporary_tables_records_the_ledger_all_the_same(
+    database_dsn: str,
+) -> None:
+    """A database whose TEMPORARY privilege was revoked from PUBLIC: the staging table is
+    refused (in a savepoint) and the rows go in as column arrays, in the same transaction,
+    once."""
+    role = f"slam_notemp_{uuid.uuid4().hex[:8]}"
+    database = database_dsn.rsplit("/", 1)[1].split("?")[0]
+    admin = await asyncpg.connect(database_dsn)
+    owner_pool = None
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+        await admin.execute(f"CREATE SCHEMA sla_monitor AUTHORIZATION {role}")
+        parts = urlsplit(database_dsn)
+        port = f":{parts.port}" if parts.port else ""
+        dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}{port}"))
+        owner_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        store = make_daemon(owner_pool, FakeClock(0)).store
+        await store.migrate()
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await owner_pool.execute("CREATE TEMPORARY TABLE refused (x int)")
+        batch = [outcomes(str(n), 10) for n in range(1, 4)]
+        assert (await store.record(batch, at(1))).ledger == 30
+        assert (await store.record([*batch, outcomes("4", 2)], at(2))).ledger == 2
+        assert len(await stored(owner_pool)) == 32
+        assert await store.load_watermark() == at(2)
+    finally:
+        if owner_pool is not None:
+            await owner_pool.close()
+        await admin.execute(f"DROP OWNED BY {role} CASCADE")
+        for _ in range(50):  # the role's connection may still be closing
+            try:
+                await admin.execute(f"DROP ROLE IF EXISTS {role}")
+                break
+            except asyncpg.DependentObjectsStillInUseError:
+                await asyncio.sleep(0.1)
+        await admin.close()
