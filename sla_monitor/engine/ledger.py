@@ -345,8 +345,8 @@ class _Ledger:
         over at-risk, breach and stop. A status change within it (between open statuses)
         changes nothing then, as long as at-risk comes no later than the breach (an at-risk
         share above 1 with a status change inside takes the general walk, whose steps at each
-        change then decide which of the two is reported). The same entries as
-        the general walk (tests/unit/engine/test_ledger_fast_path.py holds the two equal)."""
+        change then decide which of the two is reported). The same entries as the general
+        walk (tests/unit/engine/test_ledger_fast_path.py holds the two equal)."""
         clock, start, now, since = window.clock, window.start, self.now, self.since
         target = policy.target(clock)
         if target is None or start > now:
