@@ -22,6 +22,7 @@ from enum import StrEnum
 from itertools import pairwise
 
 from sla_monitor.engine.clocks import (
+    _FlatOpenTime,
     _OpenTime,
     _reply_windows,
     _Times,
@@ -220,6 +221,12 @@ class _Ledger:
         entries: list[LedgerEntry] = []
         policy = self.policy_at(start)
         measure = self.times.on(policy, clock)
+        if (
+            type(measure) is _FlatOpenTime
+            and not self.changed_at
+            and (policy.at_risk_ratio <= 1 or not _within(self.status_changes, start, end))
+        ):
+            return self.walk_flat(window, policy, measure, end)
         level = 0  # 1 at risk, 2 breached (never withdrawn)
         # When the policy in force puts the window at risk and over target: (level, instant
         # or None if not by now, amount, kind), computed once per policy.
@@ -327,6 +334,54 @@ class _Ledger:
         else:  # still running at ``now``: a policy changed at ``now`` may put it over
             if category is StatusCategory.OPEN:
                 thresholds(low, end, inclusive=True)
+        return entries
+
+    def walk_flat(
+        self, window: _Window, policy: Policy, measure: _OpenTime, end: datetime
+    ) -> list[LedgerEntry]:
+        """``walk`` of the common window (the engine's fast path, clocks._FlatOpenTime): its
+        clock's measure is one open interval and no priority ever changed: one policy
+        throughout, nothing pauses, resolves or re-opens it, and the whole walk is one pass
+        over at-risk, breach and stop. A status change within it (between open statuses)
+        changes nothing then, as long as at-risk comes no later than the breach (an at-risk
+        share above 1 with a status change inside takes the general walk, whose steps at each
+        change then decide which of the two is reported). The same entries as the general
+        walk (tests/unit/engine/test_ledger_fast_path.py holds the two equal)."""
+        clock, start, now, since = window.clock, window.start, self.now, self.since
+        target = policy.target(clock)
+        if target is None or start > now:
+            return []  # not measured by the policy in force; or not begun by now
+        entries: list[LedgerEntry] = []
+        key, name, calendar = window.key, policy.name, policy.calendar.name
+        priority = self.seen.initial_priority  # no priority change: the initial throughout
+
+        def emit(kind: LedgerKind, at: datetime, elapsed: int) -> None:
+            if at <= now and (since is None or at > since):
+                entries.append(
+                    LedgerEntry(clock, key, kind, at, name, calendar, priority, elapsed / 1e6)
+                )
+
+        emit(window.first, start, measure.between(start, start))
+        # A clock still running at its deadline is breached then; a stop at it is met.
+        stops = end == window.stop
+        level = 0
+        target_us = _us(target)
+        for rank, amount, kind in (
+            (1, round(target_us * policy.at_risk_ratio), LedgerKind.AT_RISK),
+            (2, target_us, LedgerKind.BREACHED),
+        ):
+            reached = measure.reached(start, amount)
+            if reached is None:
+                break
+            elapsed = amount if reached >= start else measure.between(start, start)
+            reached = max(reached, start)
+            if reached < end or (not stops and reached == end):
+                emit(kind, reached, elapsed)
+                level = rank
+        if stops:
+            answered = level < 2 and window.answered
+            kind = LedgerKind.MET if answered else LedgerKind.STOPPED
+            emit(kind, end, measure.between(start, end))
         return entries
 
 

@@ -50,7 +50,24 @@ _ESCALATED_TICKETS = _QUERIES["escalated_tickets"]
 _RECORD_UPDATES = _QUERIES["record_updates"]
 _BACKLOG_COUNTS = _QUERIES["backlog_counts"]
 _QUEUE_SUMMARIES = _QUERIES["queue_summaries"]
+_LEDGER_INCOMING = _QUERIES["ledger_incoming"]
 _RECORD_LEDGER = _QUERIES["record_ledger"]
+_RECORD_LEDGER_COLUMNS = _QUERIES["record_ledger_columns"]
+_LEDGER_COLUMNS = (
+    "ticket_id",
+    "clock",
+    "window_key",
+    "kind",
+    "at",
+    "policy",
+    "calendar",
+    "priority",
+    "elapsed_seconds",
+    "previous_policy",
+    "queue",
+    "customer",
+    "organization",
+)
 _TICKET_LEDGER = _QUERIES["ticket_ledger"]
 _KINDS = [kind.value for kind in KIND_ORDER]
 _CLOCKS = [clock.value for clock in Clock]
@@ -228,11 +245,24 @@ class StateStore:
         ]
 
     async def _append(self, conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
-        """Appends ledger rows column-wise; returns how many were new."""
+        """Appends ledger rows (in ``conn``'s transaction): copied into a staging table
+        dropped with the transaction, then inserted from it at once (without the privilege to
+        create one, as column arrays); returns how many were new."""
         if not rows:
             return 0
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        status: str = await conn.execute(self._sql(_RECORD_LEDGER), self._source, *columns)
+        status: str
+        try:
+            async with conn.transaction():  # a savepoint: a refusal leaves the recording's
+                await conn.execute(_LEDGER_INCOMING)
+        except asyncpg.InsufficientPrivilegeError:  # no TEMPORARY privilege: column arrays
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            sql = self._sql(_RECORD_LEDGER_COLUMNS)
+            status = await conn.execute(sql, self._source, *columns)
+        else:
+            await conn.copy_records_to_table(
+                "ledger_incoming", records=rows, columns=_LEDGER_COLUMNS, schema_name="pg_temp"
+            )
+            status = await conn.execute(self._sql(_RECORD_LEDGER), self._source)
         return int(status.split()[-1])
 
     async def _owe_updates(

@@ -146,8 +146,30 @@ FROM inserted
 ON CONFLICT DO NOTHING
 RETURNING dedup_key, action, channel, NULL::text AS level
 
+-- name: ledger_incoming
+-- The staging table a recording's ledger rows are copied into (binary COPY: far cheaper than
+-- unnest arrays for many rows), dropped with the transaction, committed or rolled back: it
+-- exists only within the recording's transaction, so nothing in it outlives that.
+CREATE TEMPORARY TABLE ledger_incoming (
+    ticket_id text, clock text, window_key text, kind text, at timestamptz, policy text,
+    calendar text, priority text, elapsed_seconds float8, previous_policy text, queue text,
+    customer text, organization text
+) ON COMMIT DROP
+
 -- name: record_ledger
--- Append-only: a transition already recorded (the same identity) is left as it is.
+-- Append-only: a transition already recorded (the same identity) is left as it is. Reads the
+-- rows copied into ledger_incoming in the same transaction.
+INSERT INTO {schema}.ledger
+    (source, ticket_id, clock, window_key, kind, at, policy, calendar, priority,
+     elapsed_seconds, previous_policy, queue, customer, organization)
+SELECT $1, ticket_id, clock, window_key, kind, at, policy, calendar, priority,
+       elapsed_seconds, previous_policy, queue, customer, organization
+FROM pg_temp.ledger_incoming
+ON CONFLICT DO NOTHING
+
+-- name: record_ledger_columns
+-- The same append from column arrays (unnest), for a role without the TEMPORARY privilege
+-- on its database, which ledger_incoming needs (PUBLIC has it unless revoked).
 INSERT INTO {schema}.ledger
     (source, ticket_id, clock, window_key, kind, at, policy, calendar, priority,
      elapsed_seconds, previous_policy, queue, customer, organization)
