@@ -113,7 +113,9 @@ async def test_a_first_start_on_a_backlog_sends_one_summary_per_level_and_channe
     assert oncall["links"] == [{"href": "https://helpdesk.example/", "text": "Helpdesk"}]
     slack = [body["text"] for body in fake.bodies("/slack")]
     assert len(slack) == 2
-    assert any("300 tickets were at risk or breached when monitoring started" in text for text in slack)
+    assert any(
+        "300 tickets were at risk or breached when monitoring started" in text for text in slack
+    )
     assert all("<https://helpdesk.example/|open helpdesk>" in text for text in slack)
 
     # A new breach after the sync pages as usual.
