@@ -247,6 +247,9 @@ class Daemon:
                     planner.begin_backlog(self.clock())
                 self.watermark = min(self.watermark, self._started_from or self.watermark)
             planner.forget_recorded()  # what the store holds may have changed meanwhile
+            # The re-read below must return the tickets this replica read as a standby too:
+            # one that closed meanwhile is no longer tracked, and only the re-read records it.
+            self.source.forget_reads()
             self._remember(self.judge.take())  # judged as a standby: judged again below
             first = [t for t in reversed(self._recent) if t in self.tracker]
             self._recent.clear()

@@ -59,6 +59,9 @@ class MemorySource:
     def changed_since(self, since: datetime) -> AsyncIterator[Batch]:
         return self._batches(r for r in self.tickets.values() if r[1] > since)
 
+    def forget_reads(self) -> None:
+        """Nothing to forget: every changed_since returns every ticket changed."""
+
     async def database_now(self) -> datetime:
         self._check()
         return self.clock()

@@ -43,6 +43,11 @@ class Source(Protocol):
         """Every ticket changed after ``since``, oldest change first, in batches."""
         ...
 
+    def forget_reads(self) -> None:
+        """The next changed_since returns every ticket changed, also those it would leave
+        out as read already and unchanged (a takeover records what a standby judged)."""
+        ...
+
     async def database_now(self) -> datetime:
         """The helpdesk database's own clock: change times are compared with it, never with
         the daemon's, so a skewed host clock cannot make the watermark skip a change."""

@@ -390,3 +390,33 @@ async def test_events_are_judged_in_time_order_whatever_the_query_order(pool, he
         sample(daemon, "sla_monitor_first_response_seconds_sum", priority="normal", queue="support")
         == 35 * 60
     )
+
+
+async def test_a_takeover_records_a_ticket_that_closed_while_it_was_a_standby(
+    pool, helpdesk
+) -> None:
+    """The SQL source skips lag re-reads of tickets it read already; a takeover must not: the
+    ticket resolved while this replica was a standby is no longer tracked, and only the
+    takeover's re-read of the changes records its completions."""
+    ticket = await helpdesk.ticket(0)
+    clock = FakeClock(10)
+    leads = [True]
+    daemon = make_daemon(pool, clock)
+    daemon.leading = lambda: leads[0]
+    await daemon.store.migrate()
+    await daemon.poll_once()
+    leads[0] = False  # another replica leads, then dies before recording what follows
+    await helpdesk.reply(ticket, 20)
+    await helpdesk.set_status(ticket, 30, "resolved")
+    clock.set(31)
+    await daemon.poll_once()
+    assert ticket not in daemon.tracker
+    async with pool.acquire() as conn:
+        query = "SELECT clock FROM sla_monitor.completions WHERE ticket_id = $1"
+        assert await conn.fetch(query, ticket) == []
+        leads[0] = True
+        daemon.take_over()
+        clock.set(32)
+        await daemon.poll_once()
+        clocks = {row["clock"] for row in await conn.fetch(query, ticket)}
+    assert {"first_response", "resolution"} <= clocks

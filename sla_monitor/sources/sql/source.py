@@ -124,6 +124,9 @@ class SqlSource:
             del seen[ticket_id]  # never re-read: the query asks for later changes only
         return self._stream(self._changed, "changed_tickets_query", since, remember=True)
 
+    def forget_reads(self) -> None:
+        self._seen.clear()
+
     async def ticket(self, ticket_id: str) -> Ticket | BadRow | None:
         """One ticket by id, open or resolved, with its events (a BadRow when it cannot be
         read; None when there is none): the configured changed-tickets query, since the
