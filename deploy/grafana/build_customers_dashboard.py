@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from build_dashboard import lay_out
+
 DS = {"type": "grafana-postgresql-datasource", "uid": "${datasource}"}
 
 # The schema is an identifier and goes in as typed (validated to [a-z_][a-z0-9_]* by the
@@ -129,60 +131,39 @@ def _textbox(name: str, label: str, value: str, description: str) -> dict[str, A
     }
 
 
-def build() -> dict[str, Any]:
-    panels: list[dict[str, Any]] = []
-    y, x, panel_id = 0, 0, 1
-    for spec in PANELS:
-        if "row" in spec:
-            y += 1 if x == 0 else 9
-            x = 0
-            panels.append(
+def _panel(spec: dict[str, Any], panel_id: int, grid_pos: dict[str, int]) -> dict[str, Any]:
+    return {
+        "type": spec["type"],
+        "title": spec["title"],
+        "description": spec["description"],
+        "id": panel_id,
+        "datasource": DS,
+        "gridPos": grid_pos,
+        "fieldConfig": {
+            "defaults": {},
+            "overrides": [
                 {
-                    "type": "row",
-                    "title": spec["row"],
-                    "id": panel_id,
-                    "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
-                    "collapsed": False,
+                    "matcher": {"id": "byName", "options": column},
+                    "properties": [{"id": "unit", "value": unit}],
                 }
-            )
-            panel_id += 1
-            y += 1
-            continue
-        width = spec["width"]
-        if x + width > 24:
-            x, y = 0, y + 9
-        panels.append(
+                for column, unit in spec["units"].items()
+            ],
+        },
+        "targets": [
             {
-                "type": spec["type"],
-                "title": spec["title"],
-                "description": spec["description"],
-                "id": panel_id,
+                "refId": "A",
                 "datasource": DS,
-                "gridPos": {"h": 9, "w": width, "x": x, "y": y},
-                "fieldConfig": {
-                    "defaults": {},
-                    "overrides": [
-                        {
-                            "matcher": {"id": "byName", "options": column},
-                            "properties": [{"id": "unit", "value": unit}],
-                        }
-                        for column, unit in spec["units"].items()
-                    ],
-                },
-                "targets": [
-                    {
-                        "refId": "A",
-                        "datasource": DS,
-                        "editorMode": "code",
-                        "rawQuery": True,
-                        "format": spec.get("format", "table"),
-                        "rawSql": spec["sql"],
-                    }
-                ],
+                "editorMode": "code",
+                "rawQuery": True,
+                "format": spec.get("format", "table"),
+                "rawSql": spec["sql"],
             }
-        )
-        panel_id += 1
-        x += width
+        ],
+    }
+
+
+def build() -> dict[str, Any]:
+    panels = lay_out(PANELS, 9, lambda spec: int(spec["width"]), _panel)
     return {
         "title": "sla-monitor: customers and organizations",
         "uid": "sla-monitor-customers",

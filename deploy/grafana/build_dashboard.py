@@ -7,6 +7,7 @@ tests/deploy/test_deploy.py runs each query against a real Prometheus.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -279,10 +280,17 @@ PANELS: list[dict[str, Any]] = [
 ]
 
 
-def build() -> dict[str, Any]:
+def lay_out(
+    specs: list[dict[str, Any]],
+    height: int,
+    width_of: Callable[[dict[str, Any]], int],
+    panel_of: Callable[[dict[str, Any], int, dict[str, int]], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Grafana's grid, 24 units wide: panels left to right, a new line when one does not fit,
+    a row header for each ``{"row": title}`` spec. ``panel_of(spec, id, grid_pos)``."""
     panels: list[dict[str, Any]] = []
     y, x, panel_id = 0, 0, 1
-    for spec in PANELS:
+    for spec in specs:
         if "row" in spec:
             y += 1 if x == 0 else 9
             x = 0
@@ -298,31 +306,38 @@ def build() -> dict[str, Any]:
             panel_id += 1
             y += 1
             continue
-        width = 6 if spec["type"] == "stat" else 12
+        width = width_of(spec)
         if x + width > 24:
-            x, y = 0, y + 8
-        panels.append(
-            {
-                "type": spec["type"],
-                "title": spec["title"],
-                "description": spec.get("description", ""),
-                "id": panel_id,
-                "datasource": DS,
-                "gridPos": {"h": 8, "w": width, "x": x, "y": y},
-                "fieldConfig": {"defaults": {"unit": spec["unit"]}, "overrides": []},
-                "targets": [
-                    {
-                        "refId": chr(ord("A") + i),
-                        "datasource": DS,
-                        "expr": expr,
-                        "legendFormat": legend,
-                    }
-                    for i, (expr, legend) in enumerate(spec["targets"])
-                ],
-            }
-        )
+            x, y = 0, y + height
+        panels.append(panel_of(spec, panel_id, {"h": height, "w": width, "x": x, "y": y}))
         panel_id += 1
         x += width
+    return panels
+
+
+def _panel(spec: dict[str, Any], panel_id: int, grid_pos: dict[str, int]) -> dict[str, Any]:
+    return {
+        "type": spec["type"],
+        "title": spec["title"],
+        "description": spec.get("description", ""),
+        "id": panel_id,
+        "datasource": DS,
+        "gridPos": grid_pos,
+        "fieldConfig": {"defaults": {"unit": spec["unit"]}, "overrides": []},
+        "targets": [
+            {
+                "refId": chr(ord("A") + i),
+                "datasource": DS,
+                "expr": expr,
+                "legendFormat": legend,
+            }
+            for i, (expr, legend) in enumerate(spec["targets"])
+        ],
+    }
+
+
+def build() -> dict[str, Any]:
+    panels = lay_out(PANELS, 8, lambda spec: 6 if spec["type"] == "stat" else 12, _panel)
     variable = {
         "type": "query",
         "datasource": DS,
