@@ -33,7 +33,7 @@ from tests.integration.replicas import (
 )
 
 
-async def bench(dsn: str, kills: int, every: float, seed: int) -> None:
+async def bench(dsn: str, kills: int, every: float, seed: int, sync_timeout: float) -> None:
     conn = await asyncpg.connect(dsn)
     receiver = Receiver()
     await receiver.start()
@@ -46,7 +46,7 @@ async def bench(dsn: str, kills: int, every: float, seed: int) -> None:
         started = time.monotonic()
         for replica in replicas:
             replica.start()
-        await wait_for(lambda: synced(conn), "the first watermark", 600)
+        await wait_for(lambda: synced(conn), "the first watermark", sync_timeout)
         print(f"first start synced in {time.monotonic() - started:.1f} s")
         span = kills * 9.0
         tickets = await breaching_tickets(conn, int(span / every), start_in=2, every=every)
@@ -57,9 +57,9 @@ async def bench(dsn: str, kills: int, every: float, seed: int) -> None:
                 found[:] = [r for r in replicas if r.role() == "leader"]
                 return len(found) == 1
 
-            await wait_for(one_leader, "one leader", 600)
+            await wait_for(one_leader, "one leader", sync_timeout)
             standby = next(r for r in replicas if r is not leader[0])
-            await wait_for(lambda s=standby: s.role() == "standby", "a ready standby", 600)
+            await wait_for(lambda s=standby: s.role() == "standby", "a ready standby", sync_timeout)
             await asyncio.sleep(rng.uniform(0.5, 3.0))
             killed = time.monotonic()
             await asyncio.to_thread(leader[0].kill)
@@ -106,6 +106,12 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=0.5)
     parser.add_argument("--open", type=int, default=0, help="open tickets to load first")
     parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument(
+        "--sync-timeout",
+        type=float,
+        default=600,
+        help="seconds to wait for a first sync (a restarted replica's too); 1 M open: 3600",
+    )
     args = parser.parse_args()
 
     async def run() -> None:
@@ -113,7 +119,7 @@ def main() -> None:
         if args.open:
             generate = ["--total", str(args.open), "--open", str(args.open)]
         async with helpdesk(None, generate) as dsn:
-            await bench(dsn, args.kills, args.every, args.seed)
+            await bench(dsn, args.kills, args.every, args.seed, args.sync_timeout)
 
     asyncio.run(run())
 
