@@ -419,17 +419,12 @@ async def _explain(settings: Settings, ticket_id: str, at: datetime | None, as_j
     )
     from sla_monitor.engine.ledger import LedgerEntry
     from sla_monitor.sources import BadRow
-    from sla_monitor.sources.sql import SqlSource
 
     now = at or utcnow()
     async with open_pools(settings) as (store_pool, source_pool):
         daemon = build_daemon(settings, store_pool, source_pool)
-        source = daemon.source
-        if not isinstance(source, SqlSource):  # every configured source is one today
-            print("sla-monitor: this source cannot read one ticket", file=sys.stderr)
-            return EX_SOFTWARE
         try:
-            found = await source.ticket(ticket_id)
+            found = await daemon.source.ticket(ticket_id)
         except (DatabaseUnavailable, SourceError) as error:
             return _source_unreadable(settings, error)
         if found is None:

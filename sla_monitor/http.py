@@ -32,12 +32,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sla_monitor import __version__
 from sla_monitor.board import render_board, render_unauthorized
 from sla_monitor.daemon import Daemon
-from sla_monitor.engine import Clock, ClockState
+from sla_monitor.engine import Clock, ClockState, Ticket
 from sla_monitor.engine.clocks import TicketError
 from sla_monitor.engine.explain import explain_ticket, explanation_json, so_far
 from sla_monitor.engine.ledger import LedgerEntry, LedgerKind
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.schema import HttpSettings
+from sla_monitor.sources import BadRow, SourceError
 from sla_monitor.tracker import NO_DEADLINE, deadline_at
 
 BOARD_COOKIE = "sla_monitor_board"
@@ -210,9 +211,16 @@ def make_app(
         if request.query:
             return _unknown_parameter(request)
         ticket_id = request.match_info["ticket_id"]
-        found = daemon.tracker.ticket(ticket_id)
+        found: Ticket | BadRow | None = daemon.tracker.ticket(ticket_id)
+        if found is None:  # resolved, or not read yet: one query, as `explain` makes
+            try:
+                found = await asyncio.wait_for(daemon.source.ticket(ticket_id), LEDGER_TIMEOUT)
+            except (DatabaseUnavailable, SourceError, TimeoutError):
+                return _error(503, "source_unavailable", "the helpdesk cannot be read now")
         if found is None:
-            return _error(404, "not_found", "no such open ticket is tracked")
+            return _error(404, "not_found", "the helpdesk has no such ticket")
+        if isinstance(found, BadRow):
+            return _error(409, "cannot_judge", f"{found.reason}: {found.detail}")
         try:
             explanation = explain_ticket(found, daemon.tracker.policies, daemon.clock())
         except TicketError as error:  # e.g. after a reload that dropped its priority
@@ -358,9 +366,12 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
         }
         for code in codes:
             out[str(code)] = {
-                "description": {400: "a bad parameter", 404: "not tracked", 409: "unjudgeable"}[
-                    code
-                ],
+                "description": {
+                    400: "a bad parameter",
+                    404: "the helpdesk has no such ticket",
+                    409: "unjudgeable",
+                    503: "the helpdesk cannot be read now",
+                }[code],
                 "content": {"application/json": {"schema": error}},
             }
         return out
@@ -577,7 +588,8 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
             },
             "/api/v1/tickets/{ticket_id}": {
                 "get": {
-                    "summary": "why a tracked ticket's clocks stand where they do",
+                    "summary": "why a ticket's clocks stand where they do (open or "
+                    "resolved: an untracked ticket is read from the helpdesk)",
                     "parameters": [
                         {
                             "name": "ticket_id",
@@ -586,7 +598,7 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
                             "schema": {"type": "string"},
                         }
                     ],
-                    "responses": responses("#/components/schemas/Explanation", 400, 404, 409),
+                    "responses": responses("#/components/schemas/Explanation", 400, 404, 409, 503),
                 }
             },
             "/api/v1/customers/at-risk": {

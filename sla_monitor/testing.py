@@ -70,6 +70,11 @@ class MemorySource:
         self._check()
         return {t for t, (ticket, _) in self.tickets.items() if ticket.status not in self.resolved}
 
+    async def ticket(self, ticket_id: str) -> Ticket | None:
+        self._check()
+        found = self.tickets.get(ticket_id)
+        return None if found is None else found[0]
+
 
 Whom = tuple[str | None, str | None, str | None]  # customer, organization, policy
 

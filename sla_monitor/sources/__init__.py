@@ -57,3 +57,8 @@ class Source(Protocol):
         """The ids of every ticket not in a resolved status: tracked tickets missing from it
         were deleted, merged away or otherwise left the open set."""
         ...
+
+    async def ticket(self, ticket_id: str) -> Ticket | BadRow | None:
+        """One ticket by id, open or resolved, with its events; a BadRow when it cannot be
+        read, None when the helpdesk has none (``explain`` and the per-ticket API)."""
+        ...

@@ -159,6 +159,39 @@ async def test_a_ticket_explained_and_an_unknown_one(tracked) -> None:
             assert (await checked(bad, document))["parameter"] in ("now", "x")
 
 
+async def test_a_resolved_ticket_is_read_from_the_helpdesk_and_explained(
+    tracked, helpdesk: Helpdesk, monkeypatch
+) -> None:
+    """A ticket the tracker no longer holds (resolved) is explained as `explain` does: read
+    from the helpdesk by id; a ticket it cannot judge is 409, the helpdesk away 503."""
+    daemon, ids = tracked
+    await helpdesk.reply(ids["at_risk"], 45)
+    await helpdesk.set_status(ids["at_risk"], 60, "resolved")
+    await daemon.poll_once()
+    assert daemon.tracker.ticket(ids["at_risk"]) is None
+    document = openapi_document()
+    async with TestClient(TestServer(make_app(daemon))) as client:
+        body = await checked(await client.get(f"/api/v1/tickets/{ids['at_risk']}"), document)
+        assert body["ticket_id"] == ids["at_risk"] and body["status"] == "resolved"
+        states = {c["clock"]: c["state"] for c in body["clocks"]}
+        assert states["first_response"] == "met" and states["resolution"] == "met"
+
+        bad = await helpdesk.ticket(created=10, priority="no-such-priority")
+        refused = await client.get(f"/api/v1/tickets/{bad}")
+        assert refused.status == 409
+        assert (await checked(refused, document))["error"] == "cannot_judge"
+
+        async def away(ticket_id: str) -> None:
+            raise DatabaseUnavailable(OSError("connection refused"))
+
+        monkeypatch.setattr(daemon.source, "ticket", away)
+        unavailable = await client.get(f"/api/v1/tickets/{ids['at_risk']}")
+        assert unavailable.status == 503
+        assert (await checked(unavailable, document))["error"] == "source_unavailable"
+        # A tracked ticket needs no helpdesk read: still explained while it is away.
+        assert (await client.get(f"/api/v1/tickets/{ids['paused']}")).status == 200
+
+
 async def test_a_ticket_shows_its_ledger_so_far(tracked, monkeypatch) -> None:
     daemon, ids = tracked
     document = openapi_document()
