@@ -24,6 +24,9 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A connection whose protocol state broke under it, e.g. "cannot switch to state 11"
+    # when the server ends the session (pg_terminate_backend) while a query is under way.
+    asyncpg.InternalClientError,
 )
 
 # The server answered and said no: a wrong password, an unknown role, no pg_hba.conf entry

@@ -29,6 +29,14 @@ async def test_a_driver_error_becomes_unavailable_with_its_type_and_text() -> No
     assert caught.value.refusal("database.dsn") is None
 
 
+async def test_a_connection_whose_protocol_state_broke_is_unavailable() -> None:
+    """asyncpg raises InternalClientError when the server ends a session mid-query; a
+    leader's lock proof must then step down, not crash the process."""
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await failing(asyncpg.InternalClientError("cannot switch to state 11"))
+    assert "cannot switch to state 11" in str(caught.value)
+
+
 async def test_other_errors_pass_unchanged() -> None:
     with pytest.raises(KeyError):
         await failing(KeyError("not the database"))
