@@ -286,6 +286,7 @@ def build_daemon(
         escalation_levels(settings),
         settings.escalation.ticket_url,
         settings.escalation.backlog,
+        settings.http.public_url,
     )
     judge = Judge(source.name, tracker, metrics, escalations, build_update_planner(settings))
     return Daemon(source, store, judge, timing, hooks, leading=leading)

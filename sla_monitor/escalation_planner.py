@@ -28,6 +28,15 @@ _STATE_WORDS = {
     "SLAPauseLimit": "paused longer than allowed",
 }
 
+# The API's listing of what a level's summary counts (GET /api/v1/tickets?state=...): an
+# overdue clock is a breached one, and an at_risk level fires for breached ones too.
+_LISTED_STATES = {
+    "SLAAtRisk": "at_risk,breached",
+    "SLABreached": "breached",
+    "SLAOverdue": "breached",
+    "SLAPauseLimit": "paused",
+}
+
 _ALERTNAMES = {
     Trigger.AT_RISK: "SLAAtRisk",
     Trigger.BREACHED: "SLABreached",
@@ -110,10 +119,12 @@ class EscalationPlanner:
         levels: tuple[EscalationLevel, ...],
         ticket_url: str = "",
         backlog: BacklogMode = "summary",
+        public_url: str | None = None,
     ) -> None:
         self.source = source
         self.levels = levels
         self.ticket_url = ticket_url
+        self.public_url = public_url  # the board's address (http.public_url), for summaries
         self.backlog_mode: BacklogMode = backlog
         self._recorded: dict[str, int] = {}
         self._pending: dict[str, list[EscalationRow]] = {}
@@ -134,7 +145,9 @@ class EscalationPlanner:
         """The summary to queue with the first watermark (mode "summary" only)."""
         if self._backlog_since is None or self.backlog_mode != "summary":
             return None
-        return BacklogSummary(self.source, self._backlog_since, helpdesk_url(self.ticket_url))
+        return BacklogSummary(
+            self.source, self._backlog_since, helpdesk_url(self.ticket_url), self.public_url
+        )
 
     def end_backlog(self) -> None:
         """The first watermark (and the summary with it) is recorded: escalations page."""
@@ -210,6 +223,10 @@ def backlog_alerts(
     """(dedup key, channel, alert) of each summary: one per level and channel, from rows of
     ``level, channel, alertname, severity, team, tickets, by_clock`` (clock -> escalations).
 
+    It links (annotation ``ticket_url``) to the board when ``http.public_url`` is set, and
+    then also names it (``board_url``) and the API's listing of the level's tickets
+    (``api_url``); otherwise to the helpdesk.
+
     The key, ``<source>/backlog/<level>/<first start instant>``, is the same however often
     the queueing is retried (a PagerDuty or webhook receiver drops a repeat)."""
     alerts = []
@@ -234,6 +251,10 @@ def backlog_alerts(
             "by_clock": ", ".join(f"{clock}={n}" for clock, n in sorted(by_clock.items())),
             "ticket_url": summary.helpdesk_url,
         }
+        if board := summary.public_url:
+            states = _LISTED_STATES.get(row["alertname"], "at_risk,breached")
+            annotations["ticket_url"] = annotations["board_url"] = board
+            annotations["api_url"] = f"{board}api/v1/tickets?state={states}"
         alert = {
             "dedup_key": key,
             "kind": "backlog",

@@ -62,6 +62,9 @@ class BacklogSummary:
     source: str
     started_at: datetime  # the first start's instant: part of every summary's dedup key
     helpdesk_url: str
+    # The board's address (http.public_url, ending in "/"): linked instead of the helpdesk,
+    # with the API's listing of the level's tickets. None: not configured.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,11 +160,40 @@ class HttpSettings(_Section):
 
     With ``token`` (or ``token_file``, read once at load), /api/ requires
     ``Authorization: Bearer <token>`` and the board the same or its cookie;
-    ``show_subjects = false`` leaves ticket subjects out of every API response and the board."""
+    ``show_subjects = false`` leaves ticket subjects out of every API response and the board.
+
+    ``public_url``: the address users reach the board at (behind a proxy, say), for links the
+    daemon sends out (a first start's backlog summary); kept with a trailing slash."""
 
     token: SecretStr | None = None
     token_file: Path | None = None
     show_subjects: bool = True
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url.strip())
+            _ = parts.port  # raises on a port that is not a number from 0 to 65535
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or parts.username is not None
+            or parts.query
+            or parts.fragment
+        ):
+            # Sent to every channel: no credentials, and paths are appended to it.
+            raise ValueError(
+                "expected an absolute http:// or https:// URL without credentials, query or "
+                "fragment, such as https://sla.example.com/"
+            )
+        return parts.geturl() if parts.path.endswith("/") else f"{parts.geturl()}/"
 
     @model_validator(mode="after")
     def _read_token_file(self) -> HttpSettings:

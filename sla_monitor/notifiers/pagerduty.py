@@ -1,7 +1,8 @@
 """PagerDuty Events API v2: trigger and resolve by dedup_key (so a repeat never pages twice).
 
 A first start's backlog summary and a storm digest are triggers of their own key, linking to
-the helpdesk; no resolve ever follows them (someone resolves the incident)."""
+the helpdesk (a backlog summary: to the board and the API's listing when ``http.public_url``
+is set); no resolve ever follows them (someone resolves the incident)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,12 @@ class PagerDutyNotifier:
                 "class": labels.get("clock", ""),
                 "custom_details": {**labels, **alert["annotations"]},
             }
-            if url := alert["annotations"].get("ticket_url"):
+            annotations = alert["annotations"]
+            if board := annotations.get("board_url"):
+                event["links"] = [{"href": board, "text": "Board"}]
+                if api := annotations.get("api_url"):
+                    event["links"].append({"href": api, "text": "API listing"})
+            elif url := annotations.get("ticket_url"):
                 ticket = labels.get("ticket_id")
                 text = f"Ticket {ticket}" if ticket else "Helpdesk"
                 event["links"] = [{"href": url, "text": text}]

@@ -121,6 +121,7 @@ def make_daemon(
             escalation_levels(settings),
             settings.escalation.ticket_url,
             settings.escalation.backlog,
+            settings.http.public_url,
         ),
         build_update_planner(settings),
     )

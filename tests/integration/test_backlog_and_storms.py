@@ -40,9 +40,10 @@ async def peer() -> AsyncIterator[tuple[FakePeer, PeerServer]]:
         await server.stop()
 
 
-def settings(url: str, **escalation: Any) -> Settings:
+def settings(url: str, public_url: str | None = None, **escalation: Any) -> Settings:
     channels = ["pagerduty", "slack"]
     return Settings(
+        http={"public_url": public_url},
         escalation={
             "enabled": True,
             "ticket_url": "https://helpdesk.example/t/{ticket_id}",
@@ -56,7 +57,7 @@ def settings(url: str, **escalation: Any) -> Settings:
                 {"name": "oncall", "when": "breached", "channels": channels},
             ],
             **escalation,
-        }
+        },
     )
 
 
@@ -149,6 +150,35 @@ async def test_a_first_start_on_a_backlog_sends_one_summary_per_level_and_channe
     await again.poll_once()
     await sender.deliver_due()
     assert len(fake.requests) == sent
+    await sender.close()
+
+
+async def test_with_a_public_url_the_summaries_link_the_board_and_the_api_listing(
+    pool: asyncpg.Pool, helpdesk: Helpdesk, peer: tuple[FakePeer, PeerServer]
+) -> None:
+    fake, server = peer
+    await backlog(helpdesk, 10)
+    board = "https://ops.example/sla/"
+    daemon, sender = await started(
+        pool, FakeClock(70), settings(server.url, "https://ops.example/sla")
+    )
+    await daemon.poll_once()
+    await sender.deliver_due()
+
+    api = f"{board}api/v1/tickets?state="
+    links = {e["dedup_key"].split("/")[2]: e["links"] for e in fake.bodies("/pagerduty")}
+    assert links == {
+        level: [{"href": board, "text": "Board"}, {"href": f"{api}{states}", "text": "API listing"}]
+        for level, states in (("team", "at_risk,breached"), ("oncall", "breached"))
+    }
+    slack = sorted(body["text"] for body in fake.bodies("/slack"))
+    assert [text.split(" when monitoring started")[0].split(" ", 1)[1] for text in slack] == [
+        "10 tickets were already breached",
+        "10 tickets were at risk or breached",
+    ]
+    assert slack[0].endswith(f" <{board}|open board> \u00b7 <{api}breached|API listing>")
+    assert slack[1].endswith(f" <{board}|open board> \u00b7 <{api}at_risk,breached|API listing>")
+    assert "helpdesk.example" not in " ".join(slack)
     await sender.close()
 
 

@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import SecretStr
 
+from sla_monitor.cli import main
 from sla_monitor.config import (
+    EX_CONFIG,
     ConfigError,
     Settings,
     dsn_problem,
@@ -240,6 +242,54 @@ async def test_a_dsn_set_after_loading_is_checked_before_connecting(tmp_path: Pa
             pass
     assert "source.dsn: the DSN cannot be parsed" in str(error.value)
     assert SECRET not in str(error.value)
+
+
+# The board's public address (http.public_url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/board",  # relative
+        "sla.example.com",  # no scheme
+        "ftp://sla.example.com/",
+        "https://",  # no host
+        "https://sla.example.com:port/",
+        f"https://ops:{SECRET}@sla.example.com/",  # sent to every channel
+        "https://sla.example.com/?token=x",  # paths are appended to it
+    ],
+)
+def test_a_public_url_not_absolute_http_fails_the_load_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[http]\npublic_url = "{url}"\n')
+    expected = "http.public_url: expected an absolute http:// or https:// URL"
+    with pytest.raises(ConfigError, match=r"http\.public_url"):
+        load_settings(config)
+    assert main(["--config", str(config), "check-config"]) == EX_CONFIG
+    message = capsys.readouterr().err
+    assert expected in message and SECRET not in message
+
+
+def test_a_public_url_from_the_environment_is_checked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLA_MONITOR_HTTP__PUBLIC_URL", "sla.example.com/board")
+    assert "http.public_url: expected an absolute" in load_error(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://sla.example.com", "https://sla.example.com/"),
+        ("http://ops.example:8080/sla", "http://ops.example:8080/sla/"),
+        ("https://sla.example.com/sla/", "https://sla.example.com/sla/"),
+    ],
+)
+def test_a_public_url_is_kept_ending_in_a_slash(tmp_path: Path, url: str, kept: str) -> None:
+    assert load(tmp_path, f'[http]\npublic_url = "{url}"\n').http.public_url == kept
+    assert load(tmp_path).http.public_url is None
 
 
 # Contracts: what a policy matches on
