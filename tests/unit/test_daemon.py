@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sla_monitor.app import build_update_planner
 from sla_monitor.config import Settings, escalation_levels, policy_set
 from sla_monitor.daemon import Daemon
 from sla_monitor.daemon_options import Timing
@@ -44,9 +45,10 @@ def ticket(ticket_id: str, *events: tuple[float, EventKind, str | None]) -> Tick
     )
 
 
-def daemon(source: MemorySource, store: MemoryStore, clock: Clock) -> Daemon:
+def daemon(source: MemorySource, store: MemoryStore, clock: Clock, updates: bool = False) -> Daemon:
     settings = Settings(
-        escalation={"enabled": True, "channels": {"alertmanager": {"url": "http://127.0.0.1:9"}}}
+        escalation={"enabled": True, "channels": {"alertmanager": {"url": "http://127.0.0.1:9"}}},
+        updates={"enabled": updates},
     )
     tracker = Tracker(policy_set(settings))
     metrics = Metrics(tracker)
@@ -55,7 +57,7 @@ def daemon(source: MemorySource, store: MemoryStore, clock: Clock) -> Daemon:
         tracker,
         metrics,
         EscalationPlanner("helpdesk", escalation_levels(settings)),
-        None,
+        build_update_planner(settings),
     )
     timing = Timing(poll_interval=60.0, watermark_lag=0.0, reconcile_interval=0.0)
     return Daemon(source, store, judge, timing, clock=clock)
@@ -222,6 +224,42 @@ async def test_a_standby_records_nothing_and_its_takeover_loses_nothing(source, 
     clock.set(75)
     await standby.poll_once()
     assert (len(store.breaches), len(store.completions), len(store.outbox)) == recorded
+
+
+async def test_customer_updates_across_a_takeover_are_queued_once(source, clock) -> None:
+    """An update owed while the leader is dead is queued by the standby's takeover, once;
+    one the old leader had queued already is not queued again (same idempotency key)."""
+    store = MemoryStore()
+    source.put(ticket("1"))
+    source.put(ticket("2"))
+    leader = daemon(source, store, clock, updates=True)
+    await leader.poll_once()
+    leads = [False]
+    standby = daemon(source, store, clock, updates=True)
+    standby.leading = lambda: leads[0]
+    await standby.poll_once()
+    # 4 h without news (the default update interval): both tickets are owed an update.
+    # The leader queues ticket 1's, then dies before ticket 2's is recorded.
+    clock.set(4 * 60 + 5)
+    source.put(ticket("1", (4 * 60 + 1, EventKind.INTERNAL_NOTE, None)))
+    await leader.poll_once()
+    queued = {m.dedup_key for m in store.outbox if m.action == "update"}
+    assert len(queued) == 2  # the leader's one recording queued both
+    store.outbox = [m for m in store.outbox if "/2/" not in m.dedup_key]
+    store.updates = {key for key in store.updates if "/2/" not in key}
+    # The standby judged both and recorded nothing.
+    before = list(store.outbox)
+    await standby.poll_once()
+    await standby.refresh_due()
+    assert store.outbox == before
+    leads[0] = True
+    standby.take_over()
+    await standby.poll_once()
+    updates = sorted(m.dedup_key for m in store.outbox if m.action == "update")
+    assert updates == sorted(queued)  # ticket 2's queued now, ticket 1's not again
+    clock.set(4 * 60 + 10)
+    await standby.poll_once()
+    assert sorted(m.dedup_key for m in store.outbox if m.action == "update") == updates
 
 
 async def test_a_takeover_after_the_first_watermark_is_not_a_first_start(source, clock) -> None:
