@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema
+
 from sla_monitor.engine import (
     Clock,
     ClockState,
@@ -29,6 +31,7 @@ from sla_monitor.engine.explain import (
     so_far,
 )
 from sla_monitor.engine.ledger import derive_ledger
+from sla_monitor.http import openapi_document
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = 3600.0
@@ -295,3 +298,15 @@ def test_a_resolved_then_reopened_ticket_shows_its_resolved_stretch() -> None:
     # A stretch not counted lists nothing outside business hours.
     data = json_spans(explained, Clock.RESOLUTION)
     assert "outside_business_hours" not in data[1] and data[0]["outside_business_hours"] == []
+
+
+def test_the_off_hours_fields_are_valid_against_the_openapi_document() -> None:
+    document = openapi_document()
+    validator = jsonschema.Draft202012Validator(
+        {**document, "$ref": "#/components/schemas/Explanation"}
+    )
+    for now in (datetime(2026, 3, 9, 12, tzinfo=UTC), T0 + timedelta(days=90)):
+        explained = explain_ticket(ticket(created_at=min(now, at(103))), POLICIES, now)
+        validator.validate(explanation_json(explained, ledger=[]))
+    span = openapi_document()["components"]["schemas"]["Span"]["properties"]
+    assert span["outside_business_hours"]["maxItems"] == OFF_HOURS_SHOWN
