@@ -34,7 +34,7 @@ from sla_monitor.board import render_board, render_unauthorized
 from sla_monitor.daemon import Daemon
 from sla_monitor.engine import Clock, ClockState, Ticket
 from sla_monitor.engine.clocks import TicketError
-from sla_monitor.engine.explain import explain_ticket, explanation_json, so_far
+from sla_monitor.engine.explain import OFF_HOURS_SHOWN, explain_ticket, explanation_json, so_far
 from sla_monitor.engine.ledger import LedgerEntry, LedgerKind
 from sla_monitor.errors import DatabaseUnavailable
 from sla_monitor.schema import HttpSettings
@@ -409,6 +409,32 @@ def openapi_document(show_subjects: bool = True) -> dict[str, Any]:
             "reason": {"type": "string"},
             "business_seconds": {"type": "number"},
             "wall_seconds": {"type": "number"},
+            # Counted spans only: with business_seconds they make up wall_seconds exactly.
+            "outside_business_hours": {
+                "description": "a counted span's first stretches outside business hours, in "
+                "order, in the calendar's time zone",
+                "type": "array",
+                "maxItems": OFF_HOURS_SHOWN,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["start", "end", "seconds"],
+                    "properties": {
+                        "start": {"type": "string", "format": "date-time"},
+                        "end": {"type": "string", "format": "date-time"},
+                        "seconds": {"type": "number"},
+                    },
+                },
+            },
+            "outside_business_hours_more": {
+                "description": "how many more stretches outside business hours the span has",
+                "type": "integer",
+                "minimum": 0,
+            },
+            "outside_business_hours_more_seconds": {
+                "description": "their total",
+                "type": "number",
+            },
         },
     }
     clock = {

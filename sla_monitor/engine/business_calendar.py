@@ -37,7 +37,7 @@ import bisect
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -205,6 +205,36 @@ class BusinessCalendar:
                     f"calendar {self.name!r} has no business hours for {idle} days "
                     f"before {date.fromordinal(day).isoformat()}"
                 )
+
+    def business_intervals(
+        self, start: datetime, end: datetime
+    ) -> Iterator[tuple[datetime, datetime]]:
+        """The business time in [start, end) as maximal disjoint intervals ``[a, b)``, in
+        order, expressed in ``start``'s time zone; none when end <= start. Their lengths add up
+        to ``business_microseconds(start, end)``. Lazy: a long span is walked a day at a time
+        as it is read."""
+        low, high = _to_us(start), _to_us(end)  # naive instants fail here, not when read
+        return self._intervals(low, high, start.tzinfo)
+
+    def _intervals(
+        self, low: int, high: int, zone: tzinfo | None
+    ) -> Iterator[tuple[datetime, datetime]]:
+        if high <= low:
+            return
+        pending: _Span | None = None
+        for day in range(self._day_of(low), self._day_of(high) + 1):
+            for a, b in self._day_pieces(day):
+                a, b = max(a, low), min(b, high)
+                if a >= b:
+                    continue
+                if pending is not None and a <= pending[1]:  # touching across midnight
+                    pending = (pending[0], max(b, pending[1]))
+                    continue
+                if pending is not None:
+                    yield self._from_us(pending[0], zone), self._from_us(pending[1], zone)
+                pending = (a, b)
+        if pending is not None:
+            yield self._from_us(pending[0], zone), self._from_us(pending[1], zone)
 
     # --- days -----------------------------------------------------------------------------
 

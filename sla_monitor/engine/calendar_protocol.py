@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -35,6 +36,13 @@ class Calendar(Protocol):
         """The earliest instant when ``microseconds`` business microseconds have passed."""
         ...
 
+    def business_intervals(
+        self, start: datetime, end: datetime
+    ) -> Iterator[tuple[datetime, datetime]]:
+        """The business time in [start, end) as maximal disjoint intervals, in order, in
+        ``start``'s time zone; none when end <= start."""
+        ...
+
 
 class ContinuousCalendar:
     """24/7: every second counts."""
@@ -64,3 +72,10 @@ class ContinuousCalendar:
         if start.tzinfo is UTC:
             return start + microseconds * _US
         return (start.astimezone(UTC) + microseconds * _US).astimezone(start.tzinfo)
+
+    def business_intervals(
+        self, start: datetime, end: datetime
+    ) -> Iterator[tuple[datetime, datetime]]:
+        if self.business_microseconds(start, end) <= 0:
+            return iter(())
+        return iter(((start, end.astimezone(start.tzinfo)),))

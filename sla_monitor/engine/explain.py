@@ -3,16 +3,20 @@
 ``explain_ticket`` judges the ticket with ``evaluate_ticket`` and, for each clock it reports,
 replays the status intervals that clock counted (``clock_spans``: the evaluation's own
 intervals and calendar), so that what it shows always adds up to what was judged: the open
-business time of the counted spans is the clock's elapsed time. Pure, like the engine.
+business time of the counted spans is the clock's elapsed time. Within a counted span, the
+stretches outside business hours (the calendar's own ``business_intervals``) are listed, the
+first ``OFF_HOURS_SHOWN`` of them, the rest counted and summed. Pure, like the engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from sla_monitor.engine.business_calendar import BusinessCalendar
+from sla_monitor.engine.calendar_protocol import Calendar
 from sla_monitor.engine.clocks import ClockStatus, clock_spans, evaluate_ticket
 from sla_monitor.engine.ledger import LedgerEntry, LedgerKind
 from sla_monitor.engine.model import (
@@ -24,6 +28,21 @@ from sla_monitor.engine.model import (
     Ticket,
 )
 from sla_monitor.engine.policy import Policy, PolicySet
+
+# Stretches outside business hours listed per counted span: months of office hours have
+# hundreds; past this many only their number and total are given.
+OFF_HOURS_SHOWN = 20
+_US = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class OffHours:
+    """A stretch of a counted span outside business hours, ``[start, end)`` in the calendar's
+    time zone; ``seconds`` is real elapsed time."""
+
+    start: datetime
+    end: datetime
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +56,12 @@ class SpanExplanation:
     status: str  # the status in force at ``start``
     business_seconds: float  # what it added to the clock (0 unless counted)
     wall_seconds: float
+    # Counted spans: their first OFF_HOURS_SHOWN stretches outside business hours, in order,
+    # then how many more there are and their total; with the business time they make up the
+    # wall time exactly.
+    outside_business_hours: tuple[OffHours, ...] = ()
+    outside_business_hours_more: int = 0
+    outside_business_hours_more_seconds: float = 0.0
 
     @property
     def reason(self) -> str:
@@ -133,6 +158,10 @@ def _explain_clock(
             continue
         counted = span.category is StatusCategory.OPEN
         business = policy.calendar.business_microseconds(start, stop) if counted else 0
+        shown: tuple[OffHours, ...] = ()
+        more, more_us = 0, 0
+        if counted:
+            shown, more, more_us = _off_hours(policy.calendar, start, stop)
         spans.append(
             SpanExplanation(
                 start=start,
@@ -142,6 +171,9 @@ def _explain_clock(
                 status=ticket.value_at(EventKind.STATUS_CHANGE, start),
                 business_seconds=business / 1e6,
                 wall_seconds=max(0.0, (stop - start).total_seconds()),
+                outside_business_hours=shown,
+                outside_business_hours_more=more,
+                outside_business_hours_more_seconds=more_us / 1e6,
             )
         )
     return ClockExplanation(
@@ -161,6 +193,36 @@ def _explain_clock(
         derivation=_derivation(status, policy),
         spans=tuple(spans),
     )
+
+
+def _off_hours(
+    calendar: Calendar, start: datetime, end: datetime
+) -> tuple[tuple[OffHours, ...], int, int]:
+    """The stretches of [start, end) outside business hours: the first OFF_HOURS_SHOWN, then
+    how many more and their total in microseconds (the gaps between business intervals)."""
+    zone: tzinfo | None = calendar.zone if isinstance(calendar, BusinessCalendar) else None
+    shown: list[OffHours] = []
+    more, more_us = 0, 0
+
+    def gap(low: datetime, high: datetime) -> None:
+        nonlocal more, more_us
+        # Through UTC: two datetimes of one zone would subtract as wall-clock time.
+        length = (high.astimezone(UTC) - low.astimezone(UTC)) // _US
+        if length <= 0:
+            return
+        if len(shown) < OFF_HOURS_SHOWN:
+            local = zone or low.tzinfo
+            shown.append(OffHours(low.astimezone(local), high.astimezone(local), length / 1e6))
+        else:
+            more += 1
+            more_us += length
+
+    cursor = start
+    for low, high in calendar.business_intervals(start, end):
+        gap(cursor, low)
+        cursor = high
+    gap(cursor, end)
+    return tuple(shown), more, more_us
 
 
 def _derivation(status: ClockStatus, policy: Policy) -> str:
@@ -188,6 +250,12 @@ def _derivation(status: ClockStatus, policy: Policy) -> str:
 
 def _at(moment: datetime | None) -> str:
     return "-" if moment is None else moment.isoformat()
+
+
+def _local(moment: datetime) -> str:
+    """``Fri 2026-03-06 17:00 CET``: a wall-clock instant, in its own zone."""
+    seconds = ":%S" if moment.second else ""
+    return moment.strftime(f"%a %Y-%m-%d %H:%M{seconds} %Z")
 
 
 def _duration(seconds: float) -> str:
@@ -288,19 +356,7 @@ def explanation_json(
                 "at_risk_at": when(clock.at_risk_at),
                 "breached_at": when(clock.breached_at),
                 "derivation": clock.derivation,
-                "spans": [
-                    {
-                        "start": span.start.isoformat(),
-                        "end": span.end.isoformat(),
-                        "counted": span.counted,
-                        "category": span.category.value,
-                        "status": span.status,
-                        "reason": span.reason,
-                        "business_seconds": round(span.business_seconds, 6),
-                        "wall_seconds": round(span.wall_seconds, 6),
-                    }
-                    for span in clock.spans
-                ],
+                "spans": [_span_json(span) for span in clock.spans],
             }
             for clock in explanation.clocks
         ],
@@ -308,6 +364,33 @@ def explanation_json(
     }
     if show_subject:
         data["subject"] = explanation.subject
+    return data
+
+
+def _span_json(span: SpanExplanation) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "start": span.start.isoformat(),
+        "end": span.end.isoformat(),
+        "counted": span.counted,
+        "category": span.category.value,
+        "status": span.status,
+        "reason": span.reason,
+        "business_seconds": round(span.business_seconds, 6),
+        "wall_seconds": round(span.wall_seconds, 6),
+    }
+    if span.counted:
+        data["outside_business_hours"] = [
+            {
+                "start": off.start.isoformat(),
+                "end": off.end.isoformat(),
+                "seconds": round(off.seconds, 6),
+            }
+            for off in span.outside_business_hours
+        ]
+        data["outside_business_hours_more"] = span.outside_business_hours_more
+        data["outside_business_hours_more_seconds"] = round(
+            span.outside_business_hours_more_seconds, 6
+        )
     return data
 
 
@@ -356,6 +439,16 @@ def explanation_text(
                     f"    counted     {_at(span.start)} .. {_at(span.end)}: "
                     f"{_duration(span.business_seconds)} in status {span.status!r}{outside}"
                 )
+                lines += [
+                    f"      not counted: outside business hours {_local(off.start)} -> "
+                    f"{_local(off.end)} ({_duration(off.seconds)})"
+                    for off in span.outside_business_hours
+                ]
+                if span.outside_business_hours_more:
+                    lines.append(
+                        f"      ... and {span.outside_business_hours_more} more, "
+                        f"{_duration(span.outside_business_hours_more_seconds)} in all"
+                    )
             else:
                 lines.append(f"    not counted {_at(span.start)} .. {_at(span.end)}: {span.reason}")
         lines.append(f"  {clock.derivation}")

@@ -150,6 +150,9 @@ async def test_a_ticket_explained_and_an_unknown_one(tracked) -> None:
             (True, "counted: status 'new'"),
             (False, "paused by status 'pending'"),
         ]
+        # The helpdesk's calendar is 24x7: nothing outside business hours.
+        assert first["spans"][0]["outside_business_hours"] == []
+        assert "outside_business_hours" not in first["spans"][1]
         missing = await client.get("/api/v1/tickets/424242")
         assert missing.status == 404
         await checked(missing, document)

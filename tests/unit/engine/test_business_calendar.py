@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sla_monitor.engine.business_calendar import BusinessCalendar, parse_hours
+from sla_monitor.engine.calendar_protocol import ContinuousCalendar
 
 HOUR = 3600
 US = timedelta(microseconds=1)
@@ -623,3 +624,71 @@ def test_a_calendar_of_only_holidays_fails_instead_of_looping(amount: int) -> No
         rare.add_business_seconds(utc(2026, 6, 1), amount)
     # Measuring is bounded by the span and needs no guard.
     assert rare.business_seconds(utc(2026, 6, 1), utc(2036, 6, 1)) == 0
+
+
+# --- business intervals: what explain lists -------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=specs(), start=instants, hours=st.integers(min_value=0, max_value=60 * 24))
+def test_business_intervals_cover_exactly_the_business_time(
+    spec: Spec, start: datetime, hours: int
+) -> None:
+    calendar = spec.build()
+    end = start.astimezone(UTC) + timedelta(hours=hours, minutes=7)
+    intervals = list(calendar.business_intervals(start, end))
+    total = 0
+    cursor = start.astimezone(UTC)
+    for a, b in intervals:
+        assert a.tzinfo is start.tzinfo and b.tzinfo is start.tzinfo
+        a, b = a.astimezone(UTC), b.astimezone(UTC)
+        # In order, disjoint and maximal: a gap of no business time separates two intervals.
+        assert cursor <= a < b <= end
+        assert cursor == start.astimezone(UTC) or cursor < a
+        assert calendar.business_microseconds(cursor, a) == 0
+        total += (b - a) // US
+        cursor = b
+    assert calendar.business_microseconds(cursor, end) == 0
+    assert total == calendar.business_microseconds(start, end)
+
+
+def test_business_intervals_of_a_weekend_by_hand() -> None:
+    office = BusinessCalendar("office", "Europe/Berlin", OFFICE)
+    # Friday 2026-03-06 15:00 UTC (16:00 CET) to Monday 2026-03-09 11:00 UTC (12:00 CET).
+    intervals = list(office.business_intervals(utc(2026, 3, 6, 15), utc(2026, 3, 9, 11)))
+    assert intervals == [
+        (utc(2026, 3, 6, 15), utc(2026, 3, 6, 16)),
+        (utc(2026, 3, 9, 8), utc(2026, 3, 9, 11)),
+    ]
+    assert all(a.tzinfo is UTC and b.tzinfo is UTC for a, b in intervals)
+    # Expressed in the start's zone.
+    berlin = local("Europe/Berlin", 2026, 3, 6, 16)
+    assert list(office.business_intervals(berlin, utc(2026, 3, 6, 20))) == [
+        (berlin, local("Europe/Berlin", 2026, 3, 6, 17))
+    ]
+    assert list(office.business_intervals(utc(2026, 3, 7), utc(2026, 3, 8))) == []
+    assert list(office.business_intervals(utc(2026, 3, 9, 11), utc(2026, 3, 9, 10))) == []
+
+
+def test_business_intervals_touching_at_midnight_are_one() -> None:
+    # Monday 2026-06-01 all day, then Tuesday until noon: one stretch, not one per day.
+    hours = {0: [parse_hours("00:00-24:00")], 1: [parse_hours("00:00-12:00")]}
+    calendar = BusinessCalendar("days", "UTC", hours)
+    assert list(calendar.business_intervals(utc(2026, 6, 1, 5), utc(2026, 6, 3))) == [
+        (utc(2026, 6, 1, 5), utc(2026, 6, 2, 12))
+    ]
+
+
+def test_business_intervals_reject_naive_instants_at_once() -> None:
+    calendar = BusinessCalendar("office", "UTC", OFFICE)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        calendar.business_intervals(datetime(2026, 6, 1), utc(2026, 6, 2))
+
+
+def test_the_24x7_calendar_is_one_business_interval() -> None:
+    calendar = ContinuousCalendar()
+    berlin = local("Europe/Berlin", 2026, 3, 6, 16)
+    assert list(calendar.business_intervals(berlin, utc(2026, 3, 9))) == [
+        (berlin, utc(2026, 3, 9).astimezone(berlin.tzinfo))
+    ]
+    assert list(calendar.business_intervals(berlin, berlin)) == []

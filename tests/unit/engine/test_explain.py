@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema
+
 from sla_monitor.engine import (
     Clock,
     ClockState,
@@ -21,12 +23,15 @@ from sla_monitor.engine import (
 )
 from sla_monitor.engine.business_calendar import BusinessCalendar, parse_hours
 from sla_monitor.engine.explain import (
+    OFF_HOURS_SHOWN,
+    OffHours,
     explain_ticket,
     explanation_json,
     explanation_text,
     so_far,
 )
 from sla_monitor.engine.ledger import derive_ledger
+from sla_monitor.http import openapi_document
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 HOUR = 3600.0
@@ -156,3 +161,152 @@ def test_the_ledger_so_far_in_text_and_json() -> None:
     assert explanation_json(explained)["ledger"] is None
     assert "Ledger: not available" in explanation_text(explained)
     assert "Ledger: nothing recorded yet" in explanation_text(explained, [])
+
+
+def clock_of(explained: Any, clock: Clock) -> Any:
+    return next(c for c in explained.clocks if c.clock is clock)
+
+
+def json_spans(explained: Any, clock: Clock) -> list[dict[str, Any]]:
+    data = explanation_json(explained)
+    assert json.loads(json.dumps(data)) == data
+    spans: list[dict[str, Any]] = next(
+        c["spans"] for c in data["clocks"] if c["clock"] == clock.value
+    )
+    return spans
+
+
+def test_a_weekend_is_listed_as_not_counted_outside_business_hours() -> None:
+    # Opened Friday 2026-03-06 16:00, judged Monday 12:00: first response (2 h of office
+    # time) counts Friday 16:00-17:00 and Monday 09:00-10:00, so it breached Monday 10:00.
+    friday = datetime(2026, 3, 6, 16, tzinfo=UTC)
+    monday = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    explained = explain_ticket(ticket(created_at=friday), POLICIES, monday)
+    first = clock_of(explained, Clock.FIRST_RESPONSE)
+    assert first.breached_at == datetime(2026, 3, 9, 10, tzinfo=UTC)
+    [span] = first.spans
+    weekend = OffHours(
+        datetime(2026, 3, 6, 17, tzinfo=UTC),
+        datetime(2026, 3, 9, 9, tzinfo=UTC),
+        (7 + 24 + 24 + 9) * HOUR,  # Friday 17:00 to midnight, Saturday, Sunday, Monday to 09:00
+    )
+    assert span.outside_business_hours == (weekend,)
+    assert span.outside_business_hours_more == 0
+    assert span.business_seconds == 4 * HOUR  # Friday 16-17, Monday 09-12
+    assert span.business_seconds + weekend.seconds == span.wall_seconds == 68 * HOUR
+
+    lines = explanation_text(explained).splitlines()
+    line = (
+        "      not counted: outside business hours Fri 2026-03-06 17:00 UTC -> "
+        "Mon 2026-03-09 09:00 UTC (2d 16h 00m)"
+    )
+    assert lines.count(line) == 2  # first response and resolution
+    at_line = lines.index(line)
+    assert lines[at_line - 1].startswith(f"    counted     {friday.isoformat()} .. ")
+    assert lines[at_line - 1].endswith("(2d 16h 00m outside business hours)")
+    assert sum("outside business hours Fri" in text for text in lines) == 2
+
+    data = explanation_json(explained)
+    assert json.loads(json.dumps(data)) == data
+    for clock in data["clocks"]:
+        [shown] = clock["spans"]
+        assert shown["outside_business_hours"] == [
+            {
+                "start": "2026-03-06T17:00:00+00:00",
+                "end": "2026-03-09T09:00:00+00:00",
+                "seconds": 230400.0,
+            }
+        ]
+        assert shown["outside_business_hours_more"] == 0
+        assert shown["outside_business_hours_more_seconds"] == 0
+
+
+def test_stretches_outside_business_hours_are_shown_in_the_calendar_zone() -> None:
+    berlin = BusinessCalendar(
+        "berlin", "Europe/Berlin", {d: [parse_hours("09:00-17:00")] for d in range(5)}
+    )
+    policies = PolicySet(rules=(PolicyRule(replace(GOLD, calendar=berlin), match={}),))
+    # Friday 2026-03-06 16:00 CET (15:00 UTC) to Monday 11:00 CET.
+    t = ticket(created_at=datetime(2026, 3, 6, 15, tzinfo=UTC))
+    explained = explain_ticket(t, policies, datetime(2026, 3, 9, 10, tzinfo=UTC))
+    [span] = clock_of(explained, Clock.RESOLUTION).spans
+    [weekend] = span.outside_business_hours
+    assert weekend.start == datetime(2026, 3, 6, 16, tzinfo=UTC)
+    assert weekend.start.tzinfo is berlin.zone and weekend.seconds == 64 * HOUR
+    assert "outside business hours Fri 2026-03-06 17:00 CET -> Mon 2026-03-09 09:00 CET" in (
+        explanation_text(explained)
+    )
+    [shown] = json_spans(explained, Clock.RESOLUTION)
+    assert shown["outside_business_hours"][0]["start"] == "2026-03-06T17:00:00+01:00"
+
+
+def test_a_long_span_lists_a_bounded_number_of_stretches_with_exact_totals() -> None:
+    # 90 days from Monday 09:00 on office hours: 12 weeks of 5 stretches outside hours (four
+    # nights, one weekend), then Monday to Thursday nights and Friday 17:00 to Sunday 09:00.
+    explained = explain_ticket(ticket(), POLICIES, T0 + timedelta(days=90))
+    resolution = clock_of(explained, Clock.RESOLUTION)
+    [span] = resolution.spans
+    assert OFF_HOURS_SHOWN == 20
+    assert len(span.outside_business_hours) == 20
+    assert span.outside_business_hours_more == 65 - 20
+    # Listed: the first 4 weeks, 4 * (4 * 16 h + 64 h) = 512 h; in all 2160 h of wall time,
+    # 12 * 40 h + 5 * 8 h = 520 h counted, 1640 h not: 1128 h for the rest.
+    assert sum(off.seconds for off in span.outside_business_hours) == 512 * HOUR
+    assert span.outside_business_hours_more_seconds == 1128 * HOUR
+    assert span.business_seconds == resolution.elapsed_business_seconds == 520 * HOUR
+    assert span.wall_seconds == 2160 * HOUR
+    assert span.outside_business_hours[0] == OffHours(at(8), at(24), 16 * HOUR)
+    assert span.outside_business_hours[4] == OffHours(at(4 * 24 + 8), at(7 * 24), 64 * HOUR)
+    starts = [off.start for off in span.outside_business_hours]
+    assert starts == sorted(starts)
+
+    text = explanation_text(explained)
+    assert text.count("      not counted: outside business hours") == 2 * 20
+    assert text.count("      ... and 45 more, 47d 0h 00m in all") == 2
+    shown = json_spans(explained, Clock.RESOLUTION)[0]
+    assert len(shown["outside_business_hours"]) == 20
+    assert shown["outside_business_hours_more"] == 45
+    assert shown["outside_business_hours_more_seconds"] == 1128 * HOUR
+
+
+def test_a_24x7_calendar_lists_no_stretch_outside_business_hours() -> None:
+    explained = explain_ticket(ticket(attributes={}), POLICIES, at(80))
+    assert explained.calendar == "24x7"
+    for clock in explained.clocks:
+        [span] = clock.spans
+        assert span.outside_business_hours == () and span.outside_business_hours_more == 0
+        assert span.business_seconds == span.wall_seconds == 80 * HOUR
+    assert "outside business hours" not in explanation_text(explained)
+    for clock in explanation_json(explained)["clocks"]:
+        assert clock["spans"][0]["outside_business_hours"] == []
+        assert clock["spans"][0]["outside_business_hours_more"] == 0
+
+
+def test_a_resolved_then_reopened_ticket_shows_its_resolved_stretch() -> None:
+    t = ticket((1, STATUS, "resolved"), (3, STATUS, "open"))
+    explained = explain_ticket(t, POLICIES, at(4))
+    resolution = clock_of(explained, Clock.RESOLUTION)
+    assert [(s.start, s.end, s.counted) for s in resolution.spans] == [
+        (at(0), at(1), True),
+        (at(1), at(3), False),
+        (at(3), at(4), True),
+    ]
+    text = explanation_text(explained)
+    assert (
+        f"    not counted {at(1).isoformat()} .. {at(3).isoformat()}: resolved (status 'resolved')"
+    ) in text
+    # A stretch not counted lists nothing outside business hours.
+    data = json_spans(explained, Clock.RESOLUTION)
+    assert "outside_business_hours" not in data[1] and data[0]["outside_business_hours"] == []
+
+
+def test_the_off_hours_fields_are_valid_against_the_openapi_document() -> None:
+    document = openapi_document()
+    validator = jsonschema.Draft202012Validator(
+        {**document, "$ref": "#/components/schemas/Explanation"}
+    )
+    for now in (datetime(2026, 3, 9, 12, tzinfo=UTC), T0 + timedelta(days=90)):
+        explained = explain_ticket(ticket(created_at=min(now, at(103))), POLICIES, now)
+        validator.validate(explanation_json(explained, ledger=[]))
+    span = openapi_document()["components"]["schemas"]["Span"]["properties"]
+    assert span["outside_business_hours"]["maxItems"] == OFF_HOURS_SHOWN
