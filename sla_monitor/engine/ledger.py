@@ -285,9 +285,16 @@ class _Ledger:
                     level = rank
 
         category = _category_at(measure, start)
+        late = False
         emit(window.first, start)
         if category is StatusCategory.RESOLVED:
-            emit(stop_kind(), start)
+            # A next-reply window opened on a resolved ticket (a customer message after the
+            # resolution) owes nothing while it stays resolved, as the evaluation judges it:
+            # stopped then. A window still open is not "answered" yet, and calling it met now
+            # would contradict a later derivation; a reply that comes while it is still
+            # resolved meets it then (below), as the evaluation's completion does.
+            late = window.clock is Clock.NEXT_REPLY and window.stop != start
+            emit(LedgerKind.STOPPED if late else stop_kind(), start)
         elif category is StatusCategory.PAUSED:
             emit(LedgerKind.PAUSED, start)
         low = start
@@ -303,6 +310,8 @@ class _Ledger:
                 thresholds(low, moment, inclusive=not stops)
             if moment == window.stop:
                 if category is not StatusCategory.RESOLVED:  # else it stopped on resolving
+                    emit(stop_kind(), moment)
+                elif late and window.answered:  # replied to while still resolved
                     emit(stop_kind(), moment)
                 break
             if moment == window.limit:

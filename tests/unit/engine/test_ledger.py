@@ -76,6 +76,65 @@ def test_the_ledger_is_deterministic_ordered_and_append_only(
     )
 
 
+def test_a_message_to_a_resolved_ticket_owes_nothing_and_stays_so_when_resolved_again() -> None:
+    """Found by the property above: customer messages to a ticket opened resolved, then a
+    re-open and a resolution at one instant. The window of the later message was 'met' when
+    derived before that instant (an open window counted as answered) and 'stopped' after it:
+    an entry the ledger had recorded vanished. Nothing is owed while resolved: stopped, both
+    times, as the evaluation (no next_reply completion) says."""
+    policy = Policy(
+        "urgent", first_response_seconds=900, resolution_seconds=14400, next_reply_seconds=60
+    )
+    policies = PolicySet(rules=(PolicyRule(policy, priorities=frozenset({"urgent"})),))
+    message = EventKind.CUSTOMER_MESSAGE
+    ticket = Ticket(
+        ticket_id="1",
+        created_at=T0,
+        queue="support",
+        initial_status="resolved",
+        initial_priority="urgent",
+        events=(
+            TicketEvent(T0, message),
+            TicketEvent(T0 + timedelta(seconds=1), message),
+            TicketEvent(T0 + timedelta(seconds=2), message),
+            TicketEvent(T0 + timedelta(seconds=2), EventKind.STATUS_CHANGE, "new"),
+            TicketEvent(T0 + timedelta(seconds=2), EventKind.STATUS_CHANGE, "resolved"),
+        ),
+    )
+
+    def windows(seconds: int) -> set[tuple[str, LedgerKind]]:
+        now = T0 + timedelta(seconds=seconds)
+        entries = derive_ledger(ticket, policies, now)
+        return {(e.window_key, e.kind) for e in entries if e.clock is Clock.NEXT_REPLY}
+
+    later = T0 + timedelta(seconds=1)
+    assert (later.isoformat(), LedgerKind.STOPPED) in windows(1)
+    assert windows(1) <= windows(2)
+    assert not any(kind is LedgerKind.MET for _, kind in windows(2))
+
+    # Replied to while still resolved: stopped when written, met when answered, as the
+    # evaluation's completion (met, at the reply) says.
+    reply = T0 + timedelta(seconds=3)
+    ticket = replace(
+        ticket,
+        events=(TicketEvent(later, message), TicketEvent(reply, EventKind.PUBLIC_REPLY)),
+    )
+    assert windows(2) == {
+        (later.isoformat(), LedgerKind.STARTED),
+        (later.isoformat(), LedgerKind.STOPPED),
+    }
+    entries = derive_ledger(ticket, policies, reply)
+    assert (later.isoformat(), LedgerKind.MET, reply) in {
+        (e.window_key, e.kind, e.at) for e in entries if e.clock is Clock.NEXT_REPLY
+    }
+    completion = next(
+        c
+        for c in evaluate_ticket(ticket, policies, reply).completions
+        if c.clock is Clock.NEXT_REPLY
+    )
+    assert completion.met and completion.stopped_at == reply
+
+
 def _policies(reopen: Reopen = Reopen.RESUME) -> PolicySet:
     default = Policy(
         name="default",
