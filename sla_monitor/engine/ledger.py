@@ -309,9 +309,8 @@ class _Ledger:
                 )
                 thresholds(low, moment, inclusive=not stops)
             if moment == window.stop:
-                if category is not StatusCategory.RESOLVED:  # else it stopped on resolving
-                    emit(stop_kind(), moment)
-                elif late and window.answered:  # replied to while still resolved
+                # Resolved, it stopped on resolving; unless replied to while still resolved.
+                if category is not StatusCategory.RESOLVED or (late and window.answered):
                     emit(stop_kind(), moment)
                 break
             if moment == window.limit:
