@@ -106,7 +106,7 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(STATS_FLUSH)
                 before = await conn.fetchrow(BUFFERS)
                 chosen = [row["id"] for row in ids[round_ * args.changes :][: args.changes]]
-                await change(conn, chosen)
+                await change(conn, chosen, judged=True)
                 began = time.perf_counter()
                 await daemon.poll_once()
                 took = time.perf_counter() - began
