@@ -59,20 +59,25 @@ async def test_breaches_and_completions_are_recorded_with_the_customer(pool, hel
     assert [tuple(r) for r in breaches] == [(late, None, None, "default")]
 
 
-async def test_the_customer_migration_backfills_nothing(pool: asyncpg.Pool) -> None:
+async def test_the_customer_migrations_backfill_nothing(pool: asyncpg.Pool) -> None:
     daemon = make_daemon(pool, FakeClock(0))
     await daemon.store.migrate()
     async with pool.acquire() as conn:
         nullable = await conn.fetch(
             "SELECT table_name, column_name, is_nullable FROM information_schema.columns"
             " WHERE table_schema = 'sla_monitor' AND column_name IN"
-            " ('customer', 'organization', 'policy')"
-            " AND table_name IN ('breaches', 'completions') ORDER BY 1, 2"
+            " ('customer', 'organization', 'policy', 'queue', 'priority')"
+            " AND table_name IN ('breaches', 'completions', 'customer_updates')"
+            " AND (table_name = 'customer_updates' OR column_name NOT IN ('queue', 'priority'))"
+            " ORDER BY 1, 2"
         )
     assert [tuple(r) for r in nullable] == [
         (table, column, "YES")
         for table in ("breaches", "completions")
         for column in ("customer", "organization", "policy")
+    ] + [
+        ("customer_updates", column, "YES")
+        for column in ("customer", "organization", "policy", "priority", "queue")
     ]
 
 
