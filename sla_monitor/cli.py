@@ -264,6 +264,7 @@ async def _report(
                 return EX_UNAVAILABLE
             completions = await store.completions(first, end)
             breaches = await store.breaches(first, end)
+            updates = await store.updates(start, end)
         except DatabaseUnavailable as error:
             if (refused := error.refusal("database.dsn")) is not None:
                 raise refused from None
@@ -280,7 +281,7 @@ async def _report(
                     file=sys.stderr,
                 )
                 return EX_UNAVAILABLE
-    report = build(completions, breaches, by, start, end)
+    report = build(completions, breaches, by, start, end, updates)
     report = replace(
         report,
         at_risk=tuple(churn_risk(completions, breaches, rules, churn_end)),

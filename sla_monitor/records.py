@@ -90,6 +90,13 @@ class OwedUpdateRow:
     language: str
     body: str
     owed_at: datetime
+    # The ticket's groupings when it was owed, recorded with the row for the reports
+    # (sla_monitor.report); None when not known (the helpdesk does not say who it is for).
+    queue: str | None = None
+    priority: str | None = None
+    policy: str | None = None
+    customer: str | None = None
+    organization: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

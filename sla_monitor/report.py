@@ -3,11 +3,18 @@
 Pure: the rows come in, a Report comes out, and the renderers turn it into text, CSV, JSON
 or one self-contained HTML file. No I/O and no clock: the caller passes the period and ``now``.
 
-Per group of completions: how many, met, breached, compliance (met / completions), and the
-median and 90th percentile of the business time to first response and to resolution. The
-percentiles interpolate linearly between the two nearest values, as PostgreSQL's
-percentile_cont does. Breaches per clock count the breach rows of the period (a clock that
-crossed its target, completed or not).
+Per group: the tickets (distinct ticket ids among its completions and breaches), how many
+completions, met, breached, compliance (met / completions), and the median and 90th
+percentile of the business time to first response and to resolution. The percentiles
+interpolate linearly between the two nearest values, as PostgreSQL's percentile_cont does.
+Breaches per clock count the breach rows of the period (a clock that crossed its target,
+completed or not). Updates owed count the progress updates owed in the period (the update
+clock's: ``--by clock`` puts them under ``update``), updates sent those of them delivered.
+
+Over the period: the compliance of all groups per UTC day, or per ISO week (from Monday) when
+the period is longer than OVER_TIME_DAILY_UP_TO; the first and last bucket are cut to the
+period. The worst groups: the WORST_COUNT groups of lowest compliance among those with at
+least WORST_MIN_COMPLETIONS completions, worst first.
 
 Churn risk: a customer (or organization) is at risk when, in the window, it had at least
 ``min_breaches`` breached clocks, or a compliance below ``min_compliance``, or one completion
@@ -30,13 +37,16 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 GROUPINGS = ("queue", "priority", "policy", "organization", "customer", "clock")
 FORMATS = ("table", "csv", "json", "html")
 UNKNOWN = "(unknown)"  # a row recorded without the value (before migration 0007, or not given)
 CHURN_REASONS = ("breaches", "compliance", "max_wait")
+OVER_TIME_DAILY_UP_TO = timedelta(days=62)  # a longer period is shown per week
+WORST_COUNT = 5  # groups in "the worst groups"
+WORST_MIN_COMPLETIONS = 5  # a group with fewer completions is too small to rank
 
 
 class ReportError(ValueError):
@@ -70,10 +80,27 @@ class BreachRow:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateRow:
+    """A progress update owed (at ``owed_at``); ``sent``: its outbox row was delivered, not
+    cancelled. The groupings are None on rows recorded before migration 0010."""
+
+    ticket_id: str
+    owed_at: datetime
+    sent: bool
+    priority: str | None = None
+    queue: str | None = None
+    policy: str | None = None
+    organization: str | None = None
+    customer: str | None = None
+    clock: str = "update"  # progress updates are owed by the update clock
+
+
+@dataclass(frozen=True, slots=True)
 class Group:
     """One line of the report: ``key`` holds one value per grouping, in the order asked."""
 
     key: tuple[str, ...]
+    tickets: int  # distinct ticket ids among the group's completions and breaches
     completions: int
     met: int
     breached: int
@@ -83,6 +110,22 @@ class Group:
     resolution_median: float | None
     resolution_p90: float | None
     breaches_by_clock: dict[str, int]
+    updates_owed: int = 0  # progress updates owed in the period
+    updates_sent: int = 0  # of them, delivered (not cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A day or week of the period (cut to it): the completions of all groups in it."""
+
+    start: datetime
+    end: datetime  # exclusive
+    completions: int
+    met: int
+
+    @property
+    def compliance(self) -> float | None:
+        return self.met / self.completions if self.completions else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +188,7 @@ class Report:
     churn_start: datetime | None = None
     notes: tuple[str, ...] = field(default=())
     churn_rate: ChurnRate | None = None
+    over_time: tuple[Bucket, ...] = ()  # the period's days (or weeks), in order
 
 
 # --- input --------------------------------------------------------------------------------
@@ -220,12 +264,15 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _value(row: CompletionRow | BreachRow, grouping: str) -> str:
+Row = CompletionRow | BreachRow | UpdateRow
+
+
+def _value(row: Row, grouping: str) -> str:
     value = getattr(row, grouping)
     return UNKNOWN if value is None else str(value)
 
 
-def _key(row: CompletionRow | BreachRow, by: tuple[str, ...]) -> tuple[str, ...]:
+def _key(row: Row, by: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(_value(row, grouping) for grouping in by)
 
 
@@ -235,18 +282,26 @@ def build(
     by: tuple[str, ...],
     start: datetime,
     end: datetime,
+    updates: Iterable[UpdateRow] = (),
 ) -> Report:
     """The report of the rows in [start, end), grouped by ``by`` (groups sorted by key)."""
     done: dict[tuple[str, ...], list[CompletionRow]] = defaultdict(list)
     crossed: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
-    for row in completions:
-        if start <= row.stopped_at < end:
-            done[_key(row, by)].append(row)
+    tickets: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    owed: dict[tuple[str, ...], list[UpdateRow]] = defaultdict(list)
+    in_period = [row for row in completions if start <= row.stopped_at < end]
+    for row in in_period:
+        done[_key(row, by)].append(row)
+        tickets[_key(row, by)].add(row.ticket_id)
     for breach in breaches:
         if start <= breach.breached_at < end:
             crossed[_key(breach, by)][breach.clock] += 1
+            tickets[_key(breach, by)].add(breach.ticket_id)
+    for update in updates:
+        if start <= update.owed_at < end:
+            owed[_key(update, by)].append(update)
     groups = []
-    for key in sorted(done.keys() | crossed.keys()):
+    for key in sorted(done.keys() | crossed.keys() | owed.keys()):
         rows = done.get(key, [])
         met = sum(1 for row in rows if row.met)
         first = [row.elapsed_seconds for row in rows if row.clock == "first_response"]
@@ -254,6 +309,7 @@ def build(
         groups.append(
             Group(
                 key=key,
+                tickets=len(tickets.get(key, ())),
                 completions=len(rows),
                 met=met,
                 breached=len(rows) - met,
@@ -263,10 +319,54 @@ def build(
                 resolution_median=percentile(resolution, 0.5),
                 resolution_p90=percentile(resolution, 0.9),
                 breaches_by_clock=dict(sorted(crossed.get(key, Counter()).items())),
+                updates_owed=len(owed.get(key, ())),
+                updates_sent=sum(1 for update in owed.get(key, ()) if update.sent),
             )
         )
     notes = () if groups else ("no completions or breaches recorded in this period",)
-    return Report(start, end, by, tuple(groups), notes=notes)
+    return Report(
+        start, end, by, tuple(groups), notes=notes, over_time=over_time(in_period, start, end)
+    )
+
+
+def over_time(
+    completions: Iterable[CompletionRow], start: datetime, end: datetime
+) -> tuple[Bucket, ...]:
+    """The completions of [start, end) per UTC day, or per ISO week (from Monday 00:00 UTC)
+    when the period is longer than OVER_TIME_DAILY_UP_TO; the first and last bucket are cut
+    to the period, an empty one is kept (no completions, no compliance)."""
+    weekly = end - start > OVER_TIME_DAILY_UP_TO
+    step = timedelta(days=7 if weekly else 1)
+    first = datetime.combine(start.astimezone(UTC).date(), time(), tzinfo=UTC)
+    if weekly:
+        first -= timedelta(days=first.weekday())
+    edges = []
+    edge = first
+    while edge < end:
+        edges.append(edge)
+        edge += step
+    counts = [[0, 0] for _ in edges]
+    for row in completions:
+        if start <= row.stopped_at < end:
+            count = counts[(row.stopped_at - first) // step]
+            count[0] += 1
+            count[1] += int(row.met)
+    return tuple(
+        Bucket(max(edge, start), min(edge + step, end), completions, met)
+        for edge, (completions, met) in zip(edges, counts, strict=True)
+    )
+
+
+def worst_groups(
+    groups: Iterable[Group],
+    count: int = WORST_COUNT,
+    min_completions: int = WORST_MIN_COMPLETIONS,
+) -> list[Group]:
+    """The ``count`` groups of lowest compliance among those with at least
+    ``min_completions`` completions, worst first (then the most breached, then by key)."""
+    ranked = [g for g in groups if g.completions >= min_completions and g.compliance is not None]
+    ranked.sort(key=lambda g: (g.met / g.completions, -g.breached, g.key))
+    return ranked[:count]
 
 
 def churn_risk(
@@ -431,6 +531,7 @@ def _hours(seconds: float) -> str:
 # --- output -------------------------------------------------------------------------------
 
 _COLUMNS = (
+    "tickets",
     "completions",
     "met",
     "breached",
@@ -439,6 +540,8 @@ _COLUMNS = (
     "first_response_p90",
     "resolution_median",
     "resolution_p90",
+    "updates_owed",
+    "updates_sent",
     "breaches",
 )
 
@@ -447,6 +550,7 @@ def _cells(group: Group, hours: Callable[[float | None], str]) -> list[str]:
     compliance = "" if group.compliance is None else f"{group.compliance:.1%}"
     crossed = " ".join(f"{clock}={n}" for clock, n in group.breaches_by_clock.items())
     return [
+        str(group.tickets),
         str(group.completions),
         str(group.met),
         str(group.breached),
@@ -455,6 +559,8 @@ def _cells(group: Group, hours: Callable[[float | None], str]) -> list[str]:
         hours(group.first_response_p90),
         hours(group.resolution_median),
         hours(group.resolution_p90),
+        str(group.updates_owed),
+        str(group.updates_sent),
         crossed,
     ]
 
@@ -501,6 +607,7 @@ def render_csv(report: Report) -> str:
     writer.writerow([*report.by, *_COLUMNS[:-1], *(f"breaches_{clock}" for clock in clocks)])
     for g in report.groups:
         numbers = [
+            g.tickets,
             g.completions,
             g.met,
             g.breached,
@@ -509,6 +616,8 @@ def render_csv(report: Report) -> str:
             g.first_response_p90,
             g.resolution_median,
             g.resolution_p90,
+            g.updates_owed,
+            g.updates_sent,
         ]
         writer.writerow(
             [
@@ -528,6 +637,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "groups": [
             {
                 "key": dict(zip(report.by, g.key, strict=True)),
+                "tickets": g.tickets,
                 "completions": g.completions,
                 "met": g.met,
                 "breached": g.breached,
@@ -538,6 +648,8 @@ def report_json(report: Report) -> dict[str, Any]:
                 },
                 "resolution_seconds": {"median": g.resolution_median, "p90": g.resolution_p90},
                 "breaches_by_clock": g.breaches_by_clock,
+                "updates_owed": g.updates_owed,
+                "updates_sent": g.updates_sent,
             }
             for g in report.groups
         ],
@@ -570,7 +682,8 @@ def render_json(report: Report) -> str:
 _CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em}
 th{background:#f0f0f0;text-align:left}td.n{text-align:right}
-.bar{fill:#3a7}.low{fill:#c44}svg text{font:12px sans-serif}"""
+.bar{fill:#3a7}.low{fill:#c44}.vol{fill:#999}svg text{font:12px sans-serif}
+.axis{stroke:#999}.floor{stroke:#c44;stroke-dasharray:4 3}"""
 
 
 def _svg(report: Report, floor: float) -> str:
@@ -597,6 +710,121 @@ def _svg(report: Report, floor: float) -> str:
     return "".join(parts)
 
 
+def _bucket_label(bucket: Bucket, weekly: bool) -> str:
+    return f"{bucket.start:%Y-%m-%d}" if weekly else f"{bucket.start:%m-%d}"
+
+
+def _bucket_title(bucket: Bucket, weekly: bool) -> str:
+    last = bucket.end - timedelta(microseconds=1)
+    span = (
+        f"week {bucket.start:%Y-%m-%d} to {last:%Y-%m-%d}" if weekly else f"{bucket.start:%Y-%m-%d}"
+    )
+    if bucket.compliance is None:
+        return f"{span}: no completions"
+    return f"{span}: {bucket.compliance:.1%} of {_plural(bucket.completions, 'completion')}"
+
+
+def _over_time_svg(buckets: Sequence[Bucket], weekly: bool, floor: float) -> str:
+    """A column per bucket: its compliance (red below ``floor``, the dashed line) and below,
+    its completions (grey, scaled to the busiest bucket, the count written when it fits)."""
+    n = max(len(buckets), 1)
+    bar = max(4, min(36, 720 // n))
+    left, top, high, gap, low = 48, 10, 150, 12, 40
+    base = top + high  # the compliance axis
+    volume = base + gap + low  # the completions' axis, below
+    label = 76 if weekly else 44  # a date label's width
+    every = math.ceil(label / bar)  # a date label every so many columns
+    right = left + bar * n
+    width = right + label  # the last label may start at the last column
+    busiest = max((b.completions for b in buckets), default=0) or 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{volume + 34}" role="img" aria-label="compliance over the period">'
+    ]
+    for fraction in (0.0, 0.5, 1.0):
+        y = base - fraction * high
+        parts.append(
+            f'<line class="axis" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}"/>'
+            f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{fraction:.0%}</text>'
+        )
+    parts.append(f'<text x="{left - 4}" y="{volume + 13}" text-anchor="end">n</text>')
+    for i, bucket in enumerate(buckets):
+        x = left + i * bar
+        parts.append(f"<g><title>{html.escape(_bucket_title(bucket, weekly))}</title>")
+        if bucket.compliance is not None:
+            css = "bar" if bucket.compliance >= floor else "bar low"
+            h = bucket.compliance * high
+            parts.append(
+                f'<rect class="{css}" x="{x + 1}" y="{base - h:.1f}" width="{bar - 2}" '
+                f'height="{h:.1f}"/>'
+            )
+        h = bucket.completions / busiest * low
+        parts.append(
+            f'<rect class="vol" x="{x + 1}" y="{volume - h:.1f}" width="{bar - 2}" '
+            f'height="{h:.1f}"/>'
+        )
+        if bar >= 8 * len(str(bucket.completions)):
+            parts.append(
+                f'<text x="{x + bar / 2:.1f}" y="{volume + 13}" text-anchor="middle">'
+                f"{bucket.completions}</text>"
+            )
+        if i % every == 0:
+            parts.append(f'<text x="{x}" y="{volume + 28}">{_bucket_label(bucket, weekly)}</text>')
+        parts.append("</g>")
+    y = base - floor * high  # over the bars
+    parts.append(f'<line class="floor" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _over_time_html(report: Report, floor: float) -> list[str]:
+    """The compliance over the period: the chart, and its figures in a table one click away."""
+    e = html.escape
+    buckets = report.over_time
+    weekly = report.end - report.start > OVER_TIME_DAILY_UP_TO
+    unit = "week (from Monday, UTC)" if weekly else "day (UTC)"
+    rows = "".join(
+        f"<tr><td>{e(f'{b.start:%Y-%m-%d %H:%M}')}</td>"
+        f'<td class="n">{b.completions}</td><td class="n">{b.met}</td>'
+        f'<td class="n">{"" if b.compliance is None else f"{b.compliance:.1%}"}</td></tr>'
+        for b in buckets
+    )
+    return [
+        "<h2>Compliance over the period</h2>",
+        f"<p>Compliance of all groups per {e(unit)}, bars red below {floor:.0%} (the dashed "
+        "line); below, the completions of each.</p>",
+        _over_time_svg(buckets, weekly, floor),
+        f"<details><summary>Per {e(unit)}</summary><table><thead><tr><th>from</th>"
+        "<th>completions</th><th>met</th><th>compliance</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></details>",
+    ]
+
+
+def _worst_html(report: Report) -> list[str]:
+    e = html.escape
+    worst = worst_groups(report.groups)
+    out = [
+        "<h2>The worst groups</h2>",
+        f"<p>The {WORST_COUNT} groups of lowest compliance among those with at least "
+        f"{WORST_MIN_COMPLETIONS} completions, worst first.</p>",
+    ]
+    if not worst:
+        out.append(f"<p>No group has at least {WORST_MIN_COMPLETIONS} completions.</p>")
+        return out
+    head = "".join(
+        f"<th>{e(name)}</th>" for name in (*report.by, "completions", "breached", "compliance")
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{e(cell)}</td>" for cell in g.key)
+        + f'<td class="n">{g.completions}</td><td class="n">{g.breached}</td>'
+        + f'<td class="n">{g.met / g.completions:.1%}</td></tr>'
+        for g in worst
+    )
+    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return out
+
+
 def render_html(report: Report, floor: float = 0.8) -> str:
     """One self-contained page: inline CSS and SVG, no scripts, every value escaped."""
     e = html.escape
@@ -614,6 +842,9 @@ def render_html(report: Report, floor: float = 0.8) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(title)}</h1><p>By {e(', '.join(report.by))}.</p>",
+        *_over_time_html(report, floor),
+        *_worst_html(report),
+        "<h2>Per group</h2>",
         _svg(report, floor),
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
     ]

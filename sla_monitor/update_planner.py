@@ -153,4 +153,16 @@ class UpdatePlanner:
                 "next_update": format_when(owed.next_update_at),
             },
         )
-        return OwedUpdateRow(key, ticket.ticket_id, owed.window_start, language, body, now)
+        return OwedUpdateRow(
+            key,
+            ticket.ticket_id,
+            owed.window_start,
+            language,
+            body,
+            now,
+            queue=evaluation.queue,
+            priority=evaluation.priority,
+            policy=evaluation.policy,
+            customer=evaluation.customer,
+            organization=evaluation.organization,
+        )

@@ -280,6 +280,11 @@ class StateStore:
             [r.owed_at for r in rows],
             updates.max_per_day,
             updates.channel,
+            [r.queue for r in rows],
+            [r.priority for r in rows],
+            [r.policy for r in rows],
+            [r.customer for r in rows],
+            [r.organization for r in rows],
         )
         return recorded
 

@@ -121,10 +121,13 @@ RETURNING dedup_key, action, channel, payload->'labels'->>'level' AS level
 SELECT DISTINCT ticket_id FROM {schema}.escalations WHERE source = $1 AND resolved_at IS NULL
 
 -- name: record_updates
+-- $10..$14: each update's queue, priority, policy, customer and organization (for reports).
 WITH wanted AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
-                         $7::timestamptz[])
-        AS w (key, ticket, window_start, language, body, owed_at)
+                         $7::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[],
+                         $14::text[])
+        AS w (key, ticket, window_start, language, body, owed_at, queue, priority, policy,
+              customer, organization)
 ), allowed AS (
     -- The cap: no more than $8 updates per ticket in the 24 hours before this one.
     SELECT w.* FROM wanted w
@@ -133,8 +136,11 @@ WITH wanted AS (
              AND u.owed_at > w.owed_at - interval '24 hours') < $8
 ), inserted AS (
     INSERT INTO {schema}.customer_updates
-        (idempotency_key, source, ticket_id, window_start, language, body, owed_at)
-    SELECT key, $1, ticket, window_start, language, body, owed_at FROM allowed
+        (idempotency_key, source, ticket_id, window_start, language, body, owed_at, queue,
+         priority, policy, customer, organization)
+    SELECT key, $1, ticket, window_start, language, body, owed_at, queue, priority, policy,
+           customer, organization
+    FROM allowed
     ON CONFLICT DO NOTHING
     RETURNING idempotency_key, ticket_id, body, window_start
 )

@@ -21,6 +21,7 @@ from sla_monitor.report import (
     BreachRow,
     ChurnRules,
     CompletionRow,
+    UpdateRow,
     at_risk_counts,
     at_risk_json,
     churn_risk,
@@ -30,6 +31,7 @@ from sla_monitor.sql import load_queries
 _QUERIES = load_queries("sla_monitor.store", "report.sql")
 _COMPLETIONS = _QUERIES["completions"]
 _BREACHES = _QUERIES["breaches"]
+_UPDATES = _QUERIES["updates"]
 
 log = structlog.get_logger("sla_monitor.churn")
 
@@ -62,6 +64,15 @@ class ReportStore:
                 _BREACHES.replace("{schema}", self._schema), self._source, start, end
             )
         return [BreachRow(*row) for row in rows]
+
+    @translates
+    async def updates(self, start: datetime, end: datetime) -> list[UpdateRow]:
+        """Progress updates owed in [start, end), each with whether it was sent."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                _UPDATES.replace("{schema}", self._schema), self._source, start, end
+            )
+        return [UpdateRow(*row) for row in rows]
 
 
 def _utcnow() -> datetime:

@@ -26,7 +26,7 @@ def breaches(daemon, clock: str, priority: str = "normal", queue: str = "support
 
 async def test_migrations_apply_once(pool: asyncpg.Pool) -> None:
     daemon = make_daemon(pool, FakeClock())
-    assert await daemon.store.migrate() == migration_versions() == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert await daemon.store.migrate() == migration_versions() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     assert await daemon.store.migrate() == []
     async with pool.acquire() as conn:
         tables = {

@@ -17,8 +17,11 @@ from prometheus_client import generate_latest
 from sla_monitor.engine import PolicySet
 from sla_monitor.http import make_app, openapi_document
 from sla_monitor.metrics import Metrics
+from sla_monitor.records import OwedUpdateRow, OwedUpdates
 from sla_monitor.report import ChurnRules
 from sla_monitor.sources.sql import REFERENCE_SCHEMA
+from sla_monitor.store import StateStore
+from sla_monitor.store.outbox import OutboxStore
 from sla_monitor.store.report import ChurnWatch, ReportStore
 from sla_monitor.tracker import Tracker
 from tests.integration.helpdesk import FakeClock, make_daemon
@@ -59,20 +62,25 @@ async def test_breaches_and_completions_are_recorded_with_the_customer(pool, hel
     assert [tuple(r) for r in breaches] == [(late, None, None, "default")]
 
 
-async def test_the_customer_migration_backfills_nothing(pool: asyncpg.Pool) -> None:
+async def test_the_customer_migrations_backfill_nothing(pool: asyncpg.Pool) -> None:
     daemon = make_daemon(pool, FakeClock(0))
     await daemon.store.migrate()
     async with pool.acquire() as conn:
         nullable = await conn.fetch(
             "SELECT table_name, column_name, is_nullable FROM information_schema.columns"
             " WHERE table_schema = 'sla_monitor' AND column_name IN"
-            " ('customer', 'organization', 'policy')"
-            " AND table_name IN ('breaches', 'completions') ORDER BY 1, 2"
+            " ('customer', 'organization', 'policy', 'queue', 'priority')"
+            " AND table_name IN ('breaches', 'completions', 'customer_updates')"
+            " AND (table_name = 'customer_updates' OR column_name NOT IN ('queue', 'priority'))"
+            " ORDER BY 1, 2"
         )
     assert [tuple(r) for r in nullable] == [
         (table, column, "YES")
         for table in ("breaches", "completions")
         for column in ("customer", "organization", "policy")
+    ] + [
+        ("customer_updates", column, "YES")
+        for column in ("customer", "organization", "policy", "priority", "queue")
     ]
 
 
@@ -123,6 +131,65 @@ async def test_the_report_command_reads_the_recorded_outcomes(pool, helpdesk, da
     empty = sla_monitor("report", "--period", "2025-01", "--now", "2026-04-01T00:00:00Z", env=env)
     assert empty.returncode == 0, empty.stderr
     assert "note: no completions or breaches recorded in this period" in empty.stdout
+
+
+async def test_the_report_counts_updates_owed_and_sent(pool, database_dsn) -> None:
+    store = StateStore(pool, "sla_monitor", "helpdesk")
+    await store.migrate()
+    owed_at = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+
+    def owed(ticket: str, organization: str) -> OwedUpdateRow:
+        key = f"helpdesk/{ticket}/update/{owed_at.isoformat()}"
+        window = owed_at - timedelta(hours=4)
+        return OwedUpdateRow(
+            key,
+            ticket,
+            window,
+            "en",
+            "News",
+            owed_at,
+            queue="support",
+            priority="normal",
+            policy="default",
+            organization=organization,
+        )
+
+    acme, globex = owed("1", "Acme"), owed("2", "Globex")
+    recorded = await store.record([], None, updates=OwedUpdates([acme, globex], 3, "helpdesk"))
+    assert [(m.dedup_key, m.action) for m in recorded.outbox] == [
+        (acme.idempotency_key, "update"),
+        (globex.idempotency_key, "update"),
+    ]
+    # As the sender does: Acme's update is delivered; Globex's ticket was resolved meanwhile,
+    # its update is cancelled (marked delivered too, but never sent).
+    outbox = OutboxStore(pool, "sla_monitor")
+    async with outbox.claim("claim_any") as claimed:
+        assert claimed is not None and claimed.row.dedup_key == acme.idempotency_key
+        await claimed.delivered()
+    async with outbox.claim("claim_any") as claimed:
+        assert claimed is not None and claimed.row.dedup_key == globex.idempotency_key
+        await claimed.cancel("cancelled: ticket no longer owes an update")
+    async with pool.acquire() as conn:
+        # A row an older version recorded, without the groupings; never delivered. And one of
+        # another period.
+        await conn.execute(
+            "INSERT INTO sla_monitor.customer_updates (idempotency_key, source, ticket_id,"
+            " window_start, language, body, owed_at) VALUES"
+            " ('helpdesk/3/update/x', 'helpdesk', '3', $1, 'en', 'News', $1),"
+            " ('helpdesk/4/update/x', 'helpdesk', '4', $2, 'en', 'News', $2)",
+            owed_at,
+            owed_at + timedelta(days=30),
+        )
+    env = {"SLA_MONITOR_DATABASE__DSN": database_dsn}
+    asked = ["report", "--from", "2026-03-01", "--to", "2026-03-31", "--by", "organization"]
+    result = sla_monitor(*asked, "--now", "2026-04-01T00:00:00+00:00", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    counted = ("tickets", "completions", "updates_owed", "updates_sent")
+    groups = {
+        g["key"]["organization"]: tuple(g[name] for name in counted)
+        for g in json.loads(result.stdout)["groups"]
+    }
+    assert groups == {"(unknown)": (0, 0, 1, 0), "Acme": (0, 0, 1, 1), "Globex": (0, 0, 1, 0)}
 
 
 async def test_the_churn_gauge_counts_per_reason_never_per_customer(pool, helpdesk) -> None:

@@ -81,6 +81,13 @@ async def test_a_long_running_ticket_gets_one_update_per_window(pool, helpdesk) 
     assert f"#{ticket}" in posted[0]["body"] and "Mail delayed" in posted[0]["body"]
     assert "opened 4h 31m ago" in posted[0]["body"]
     assert posted[0]["idempotency_key"] == f"helpdesk/{ticket}/update/{at(30).isoformat()}"
+    # Recorded with the ticket's groupings, for the report's updates owed and sent.
+    async with pool.acquire() as conn:
+        grouped = await conn.fetchrow(
+            "SELECT queue, priority, policy, customer, organization FROM"
+            " sla_monitor.customer_updates"
+        )
+    assert tuple(grouped) == ("support", "normal", "default", None, None)
     # The update itself is news: the next window starts at it, 4 h later the next is owed.
     for minutes in (30 + 250, 30 + 300, 30 + 400, 271 + 239):
         assert await h.cycle(minutes) == 0

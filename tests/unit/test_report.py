@@ -21,17 +21,20 @@ from sla_monitor.report import (
     CompletionRow,
     ReportError,
     RiskReason,
+    UpdateRow,
     at_risk_counts,
     build,
     churn_rate,
     churn_risk,
     groupings,
+    over_time,
     percentile,
     period,
     render_csv,
     render_html,
     render_json,
     render_table,
+    worst_groups,
 )
 from sla_monitor.testing import MemoryStore
 from sla_monitor.tracker import Tracker
@@ -121,6 +124,8 @@ def test_groups_count_and_measure_by_hand() -> None:
     report = build(COMPLETIONS, BREACHES, ("queue",), START, END)
     billing, support = report.groups
     assert support.key == ("support",)
+    # Tickets 1, 2, 3, 4 (4 twice completed and twice breached: once); not 5, before.
+    assert (support.tickets, billing.tickets) == (4, 1)
     assert (support.completions, support.met, support.breached) == (6, 4, 2)
     assert support.compliance == pytest.approx(4 / 6)
     # First responses 600, 1200, 1800, 3600: the median halfway between 1200 and 1800; the
@@ -156,6 +161,150 @@ def test_several_groupings_make_one_key_each_and_unknown_values_say_so() -> None
         (("Acme", "first_response"), 1, 1, {}),
         (("Acme", "resolution"), 1, 0, {"resolution": 1}),
     ]
+
+
+def test_tickets_are_counted_once_across_clocks_and_per_clock_with_by_clock() -> None:
+    rows = [
+        done("1", "first_response", 60, True),
+        done("1", "resolution", 60, True),
+        done("2", "first_response", 60, False),
+        done("9", "first_response", 60, True, when=END),  # after the period
+    ]
+    breaches = [
+        crossed("2", "first_response"),
+        crossed("3", "resolution"),  # breached, not completed: still a ticket
+        crossed("4", "resolution", when=START - DAY),  # before the period
+    ]
+    [support] = build(rows, breaches, ("queue",), START, END).groups
+    assert support.tickets == 3  # 1, 2 and 3
+    first, resolution = build(rows, breaches, ("clock",), START, END).groups
+    assert (first.key, first.tickets) == (("first_response",), 2)  # 1 and 2
+    assert (resolution.key, resolution.tickets) == (("resolution",), 2)  # 1 and 3
+
+
+def owed(
+    ticket: str,
+    sent: bool,
+    when: datetime = START + DAY,
+    queue: str | None = "support",
+    organization: str | None = None,
+) -> UpdateRow:
+    return UpdateRow(ticket, when, sent, "normal", queue, "default", organization, None)
+
+
+def test_updates_owed_and_sent_per_group_by_hand() -> None:
+    updates = [
+        owed("1", True),
+        owed("1", False),  # owed, never delivered (or cancelled): not sent
+        owed("2", True),
+        owed("7", True, queue="billing"),
+        owed("8", False, queue=None),  # recorded before migration 0010
+        owed("9", True, when=END),  # after the period
+        owed("9", True, when=START - DAY),  # before it
+    ]
+    report = build(COMPLETIONS, BREACHES, ("queue",), START, END, updates)
+    assert [(g.key, g.updates_owed, g.updates_sent) for g in report.groups] == [
+        (("(unknown)",), 1, 0),  # a group of updates only: no completions, no compliance
+        (("billing",), 1, 1),
+        (("support",), 3, 2),
+    ]
+    unknown = report.groups[0]
+    assert (unknown.tickets, unknown.completions, unknown.compliance) == (0, 0, None)
+    # By clock, updates are the update clock's.
+    by_clock = build([], [], ("clock",), START, END, updates)
+    assert [(g.key, g.updates_owed, g.updates_sent) for g in by_clock.groups] == [
+        (("update",), 5, 3)
+    ]
+    [billing] = json.loads(render_json(report))["groups"][1:2]
+    assert (billing["tickets"], billing["updates_owed"], billing["updates_sent"]) == (1, 1, 1)
+    header, *lines = list(csv.reader(io.StringIO(render_csv(report), newline="")))
+    support = dict(zip(header, lines[2], strict=True))
+    assert (support["tickets"], support["updates_owed"], support["updates_sent"]) == (
+        "4",
+        "3",
+        "2",
+    )
+    table = render_table(report).splitlines()
+    header_line = table[2]
+    assert header_line.split()[:3] == ["queue", "tickets", "completions"]
+    owed_at = header_line.index("updates_owed")
+    assert header_line[owed_at:].split()[:3] == ["updates_owed", "updates_sent", "breaches"]
+    assert [line[owed_at:].split()[:2] for line in table[3:6]] == [
+        ["1", "0"],
+        ["1", "1"],
+        ["3", "2"],
+    ]
+
+
+def test_compliance_over_a_three_day_period_is_three_daily_buckets() -> None:
+    end = START + 3 * DAY
+    rows = [
+        done("1", "first_response", 60, True, when=START),
+        done("2", "first_response", 60, False, when=START + timedelta(hours=23, minutes=59)),
+        done("3", "first_response", 60, True, when=START + DAY + timedelta(hours=12)),
+        done("3", "resolution", 60, True, when=START + DAY + timedelta(hours=13)),
+        done("4", "first_response", 60, False, when=START + DAY + timedelta(hours=14)),
+        done("5", "first_response", 60, True, when=end),  # the day after: left out
+    ]
+    buckets = build(rows, [], ("queue",), START, end).over_time
+    assert [(b.start, b.end, b.completions, b.met, b.compliance) for b in buckets] == [
+        (START, START + DAY, 2, 1, 0.5),
+        (START + DAY, START + 2 * DAY, 3, 2, pytest.approx(2 / 3)),
+        (START + 2 * DAY, end, 0, 0, None),  # a day without completions stays, empty
+    ]
+    page = render_html(build(rows, [], ("queue",), START, end))
+    chart = page.split('aria-label="compliance over the period">')[1].split("</svg>")[0]
+    assert chart.count("<g>") == 3  # a bar per day
+    assert chart.count('class="bar') == 2  # compliance bars; the empty day has none
+    assert "<title>2026-11-01: 50.0% of 2 completions</title>" in chart
+    assert "<title>2026-11-02: 66.7% of 3 completions</title>" in chart
+    assert "<title>2026-11-03: no completions</title>" in chart
+
+
+def test_over_time_cuts_the_period_to_days_or_to_weeks_past_62_days() -> None:
+    noon = START + timedelta(hours=12)
+    days = over_time([], noon, noon + 2 * DAY)  # --last 2d at noon: three cut days
+    assert [(b.start, b.end) for b in days] == [
+        (noon, START + DAY),
+        (START + DAY, START + 2 * DAY),
+        (START + 2 * DAY, noon + 2 * DAY),
+    ]
+    assert len(over_time([], START, START + 62 * DAY)) == 62
+    # 2026-11-01 is a Sunday: the weeks start on Mondays, the first cut to the period.
+    rows = [done("1", "resolution", 60, True, when=START + 2 * DAY)]
+    weeks = over_time(rows, START, START + 63 * DAY)
+    assert (weeks[0].start, weeks[0].end) == (START, START + DAY)
+    assert (weeks[1].start, weeks[1].end, weeks[1].completions) == (START + DAY, START + 8 * DAY, 1)
+    assert weeks[-1].end == START + 63 * DAY and len(weeks) == 10
+
+
+def test_the_worst_groups_have_enough_completions_and_come_worst_first() -> None:
+    def group_of(queue: str, met: int, missed: int) -> list[CompletionRow]:
+        return [
+            done(f"{queue}{i}", "resolution", 60, i < met, queue=queue) for i in range(met + missed)
+        ]
+
+    rows = (
+        group_of("a", 4, 1)  # 80%
+        + group_of("b", 1, 3)  # 25% but 4 completions: too few to rank
+        + group_of("c", 3, 2)  # 60%
+        + group_of("d", 6, 4)  # 60% too, more breached: worse than c
+        + group_of("e", 5, 0)  # 100%
+        + group_of("f", 9, 1)  # 90%
+        + group_of("g", 7, 1)  # 87.5%
+    )
+    report = build(rows, [], ("queue",), START, END)
+    assert [g.key[0] for g in worst_groups(report.groups)] == ["d", "c", "a", "g", "f"]
+    assert [g.key[0] for g in worst_groups(report.groups, count=2, min_completions=4)] == [
+        "b",
+        "d",
+    ]
+    page = render_html(report)
+    worst = page.split("<h2>The worst groups</h2>")[1].split("<h2>")[0]
+    assert re.findall(r"<tr><td>(\w)</td>", worst) == ["d", "c", "a", "g", "f"]
+    assert '<td>d</td><td class="n">10</td><td class="n">4</td><td class="n">60.0%</td>' in worst
+    small = render_html(build(group_of("b", 1, 3), [], ("queue",), START, END))
+    assert "No group has at least 5 completions." in small
 
 
 def test_an_empty_period_is_an_empty_report_with_a_note() -> None:
@@ -228,7 +377,9 @@ AWKWARD = 'Acme "Big", Inc.\nsecond line'
 
 def test_html_is_one_self_contained_page_with_every_value_escaped() -> None:
     rows = [done("1", "first_response", 60, True, customer=MARKUP), done("2", "x", 1, False)]
-    report = build(rows, [crossed("2", "x", customer=MARKUP)], ("customer",), START, END)
+    rows += [done(str(n), "resolution", 60, n != 3, customer=MARKUP) for n in range(3, 7)]
+    updates = [UpdateRow("1", START + DAY, True, customer=MARKUP)]
+    report = build(rows, [crossed("2", "x", customer=MARKUP)], ("customer",), START, END, updates)
     report = replace(
         report,
         at_risk=(AtRisk("customer", MARKUP, (RiskReason("breaches", MARKUP, ("2",)),)),),
@@ -238,8 +389,16 @@ def test_html_is_one_self_contained_page_with_every_value_escaped() -> None:
     assert "<script" not in page and "onmouseover='" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "&amp;amp;" in page  # escaped once more, not taken for an entity
-    assert page.count("<svg") == 1 and page.count("<rect") == 2  # a bar per group
+    # The worst groups name the customer too (6 completions: ranked), escaped there as well.
+    worst = page.split("<h2>The worst groups</h2>")[1].split("<h2>")[0]
+    assert "<td>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in worst
+    # The chart over the period (30 days), and the one per group: a bar per group.
+    assert page.count("<svg") == 2 and page.count('<rect class="vol"') == 30
+    per_group = page.split('aria-label="compliance per group">')[1].split("</svg>")[0]
+    assert per_group.count("<rect") == 2
     assert "<style>" in page and "src=" not in page and "href=" not in page
+    assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<th>tickets</th>" in page and "<th>updates_owed</th><th>updates_sent</th>" in page
 
 
 def test_csv_round_trips_quotes_commas_and_newlines() -> None:
@@ -248,9 +407,24 @@ def test_csv_round_trips_quotes_commas_and_newlines() -> None:
     text = render_csv(report)
     assert "\r\n" in text  # RFC 4180 line ends
     header, line = list(csv.reader(io.StringIO(text, newline="")))
-    assert header[:3] == ["organization", "clock", "completions"]
-    assert line[:5] == [AWKWARD, "first_response", "1", "1", "0"]
-    assert float(line[5]) == 1.0
+    assert header == [
+        "organization",
+        "clock",
+        "tickets",
+        "completions",
+        "met",
+        "breached",
+        "compliance",
+        "first_response_median",
+        "first_response_p90",
+        "resolution_median",
+        "resolution_p90",
+        "updates_owed",
+        "updates_sent",
+    ]
+    assert line[:6] == [AWKWARD, "first_response", "1", "1", "1", "0"]
+    assert float(line[6]) == 1.0
+    assert line[-2:] == ["0", "0"]
 
 
 # --- churn risk -----------------------------------------------------------------------------
