@@ -421,6 +421,8 @@ def profile(config: Path, folder: Path, command: Command) -> None:
     )
     read = pstats.Stats(str(stats), stream=sys.stdout)
     read.sort_stats("cumulative").print_stats(15)
+    print("The same run, sla_monitor's own functions by cumulative time:")
+    read.print_stats("sla_monitor/", 12)
     print("The same run, the 10 costliest functions by their own time:")
     read.sort_stats("tottime").print_stats(10)
 
