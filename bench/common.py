@@ -22,14 +22,28 @@ HERE = Path(__file__).resolve().parent
 
 @asynccontextmanager
 async def helpdesk(given: str | None, generate: list[str] | None) -> AsyncIterator[str]:
-    """The DSN of the helpdesk to measure: ``given`` as it is, or else a fresh database made
-    through $SLA_MONITOR_BENCH_DSN (an admin DSN; else an embedded PostgreSQL), loaded by
-    generate.py with the arguments ``generate`` in a child process (the loader's memory is
-    not the benchmark's), or holding only the reference schema; dropped afterwards."""
+    """The DSN of the helpdesk to measure: ``given`` as it is, or else a fresh database (see
+    ``fresh_database``) loaded by generate.py with the arguments ``generate`` in a child
+    process (the loader's memory is not the benchmark's), or holding only the reference
+    schema; dropped afterwards."""
     if given:
         async with copy_of(given) as copy:
             yield copy
         return
+    async with fresh_database() as dsn:
+        if generate is None:
+            conn = await asyncpg.connect(dsn)
+            await conn.execute(REFERENCE_SCHEMA)
+            await conn.close()
+        else:
+            subprocess.run([sys.executable, str(HERE / "generate.py"), dsn, *generate], check=True)
+        yield dsn
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """The DSN of an empty database made through $SLA_MONITOR_BENCH_DSN (an admin DSN; else an
+    embedded PostgreSQL), dropped afterwards."""
     admin_dsn = os.environ.get("SLA_MONITOR_BENCH_DSN")
     server = None
     if admin_dsn is None:
@@ -40,15 +54,8 @@ async def helpdesk(given: str | None, generate: list[str] | None) -> AsyncIterat
     admin = await asyncpg.connect(admin_dsn)
     name = f"sla_bench_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = with_database(admin_dsn, name)
     try:
-        if generate is None:
-            conn = await asyncpg.connect(dsn)
-            await conn.execute(REFERENCE_SCHEMA)
-            await conn.close()
-        else:
-            subprocess.run([sys.executable, str(HERE / "generate.py"), dsn, *generate], check=True)
-        yield dsn
+        yield with_database(admin_dsn, name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
