@@ -54,7 +54,7 @@ class ReportStore:
             rows = await conn.fetch(
                 _COMPLETIONS.replace("{schema}", self._schema), self._source, start, end
             )
-        return [CompletionRow(*row) for row in rows]
+        return [CompletionRow._make(row) for row in rows]
 
     @translates
     async def breaches(self, start: datetime, end: datetime) -> list[BreachRow]:
@@ -63,7 +63,7 @@ class ReportStore:
             rows = await conn.fetch(
                 _BREACHES.replace("{schema}", self._schema), self._source, start, end
             )
-        return [BreachRow(*row) for row in rows]
+        return [BreachRow._make(row) for row in rows]
 
     @translates
     async def updates(self, start: datetime, end: datetime) -> list[UpdateRow]:
