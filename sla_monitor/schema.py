@@ -690,6 +690,10 @@ class Settings(BaseSettings):
             self.priorities = list(RT_PRIORITIES)
         if "delivery" not in self.updates.model_fields_set:
             self.updates.delivery = "rt"
+        if self.source.rt_url and "ticket_url" not in self.escalation.model_fields_set:
+            # Links on the board and in pages open the ticket in RT itself.
+            base = self.source.rt_url.rstrip("/")
+            self.escalation.ticket_url = f"{base}/Ticket/Display.html?id={{ticket_id}}"
         if self.updates.enabled and self.updates.delivery == "rt":
             if not self.source.rt_url:
                 raise ValueError("source.rt_url is needed to post updates through RT")

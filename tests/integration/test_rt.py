@@ -319,6 +319,27 @@ async def test_explain_and_the_api_tell_an_rt_ticket_s_story_with_its_ledger(
     ]
 
 
+async def test_the_board_shows_an_rt_ticket_breached_with_a_link_into_rt(
+    helpdesk, pools, database_dsn, reader_dsn
+) -> None:
+    """An unanswered RT ticket two hours old is on the board, breached, its markup subject
+    escaped, linked to RT's own page for it (the default ticket_url with an RT source)."""
+    ticket = helpdesk.open_ticket("Mail <i>bounces</i>")
+    await helpdesk.backdate(ticket, timedelta(hours=2))
+    settings = rt_settings(database_dsn, reader_dsn)
+    assert settings.escalation.ticket_url == f"{RT_URL}/Ticket/Display.html?id={{ticket_id}}"
+    daemon = await started(settings, pools)
+    await daemon.poll_once()
+    async with TestClient(TestServer(make_app(daemon))) as client:
+        answer = await client.get("/")
+        html = await answer.text()
+    assert answer.status == 200
+    assert f'data-ticket="{ticket}"' in html
+    assert f'href="{RT_URL}/Ticket/Display.html?id={ticket}"' in html
+    assert "Mail &lt;i&gt;bounces&lt;/i&gt;" in html and "<i>bounces" not in html
+    assert "over by 1h" in html
+
+
 async def test_one_progress_update_per_interval_visible_in_rt_history(
     helpdesk, pools, database_dsn, reader_dsn
 ) -> None:
