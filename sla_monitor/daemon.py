@@ -329,7 +329,10 @@ class Daemon:
             if self.hooks.freeze_gc:
                 # What the sync leaves is long-lived: hidden from the collector, a full
                 # collection no longer walks it (tens of ms each, at the collector's pace).
-                gc.collect()
+                # No gc.collect() first: a sync makes no cyclic garbage to free (0 objects
+                # found unreachable after filling a tracker), and that one full pass held the
+                # loop ~1.1 us a ticket, seconds at 1 M open tickets under load: longer than
+                # a leader's lease (bench_failover at 1 M saw the leader step down there).
                 gc.freeze()
                 if collecting:
                     gc.enable()

@@ -137,10 +137,19 @@ async def test_the_first_sync_runs_without_cyclic_collection(pool, helpdesk) -> 
     daemon.hooks = Hooks(freeze_gc=True, sync_progress=lambda _: during.append(gc.isenabled()))
     await daemon.store.migrate()
     assert gc.isenabled()
+    full: list[int] = []  # full collections: one over everything the sync made holds the loop
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    gc.callbacks.append(collected)
     try:
         await daemon.poll_once()
     finally:
+        gc.callbacks.remove(collected)
         gc.unfreeze()
     assert during == [False]
+    assert not full
     assert gc.isenabled()
     assert len(daemon.tracker) == 3
