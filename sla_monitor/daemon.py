@@ -255,11 +255,22 @@ class Daemon:
             self._recent.clear()
             chosen = set(first)
             ids = first + [t for t in self.tracker.ids() if t not in chosen]
-            tickets = [ticket for t in ids if (ticket := self.tracker.ticket(t)) is not None]
-            for start in range(0, len(tickets), TAKEOVER_CHUNK):
-                chunk = Batch(tickets=tickets[start : start + TAKEOVER_CHUNK])
-                self.judge.absorb(chunk, self.clock(), rejudge=True)
+            for start in range(0, len(ids), TAKEOVER_CHUNK):
+                if self.role != "leader":
+                    # The lead was lost meanwhile: judging the rest would be discarded too.
+                    # The next poll that leads takes over again.
+                    self._takeover = True
+                    break
+                # Unpacked a chunk at a time: all of them at once held the loop for many
+                # seconds at 1 M tickets, past the lock's lease (bench_failover).
+                chunk = ids[start : start + TAKEOVER_CHUNK]
+                tickets = [t for i in chunk if (t := self.tracker.ticket(i)) is not None]
+                self.judge.absorb(Batch(tickets=tickets), self.clock(), rejudge=True)
                 await self._flush(None)
+                # The lock's proof runs between chunks even when _flush awaited nothing (a
+                # discarded recording): without it a takeover of 1 M tickets never yielded,
+                # the lease ran out, and every chunk after was discarded.
+                await asyncio.sleep(0)
         except BaseException:
             self._takeover = True
             raise
@@ -269,7 +280,7 @@ class Daemon:
             # False: a recording was discarded meanwhile (the lock not proven in time, the
             # loop busy): the next poll that leads takes over again.
             complete=not self._takeover,
-            tracked=len(tickets),
+            tracked=len(ids),
             watermark=self.watermark.isoformat(),
             first_start=stored is None,
         )

@@ -3,6 +3,7 @@ injected clock. The same loop runs against the real database in tests/integratio
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -260,6 +261,46 @@ async def test_customer_updates_across_a_takeover_are_queued_once(source, clock)
     clock.set(4 * 60 + 10)
     await standby.poll_once()
     assert sorted(m.dedup_key for m in store.outbox if m.action == "update") == updates
+
+
+async def test_a_takeover_yields_between_chunks_and_stops_when_the_lead_is_lost(
+    source, clock, monkeypatch
+) -> None:
+    """A takeover judges the tracker a chunk at a time and gives the loop back after each
+    (the lock's proof must run, even when a chunk's recording was discarded); when the lead
+    is lost meanwhile it stops instead of judging the rest for nothing, and the next poll
+    that leads takes over again."""
+    monkeypatch.setattr("sla_monitor.daemon.TAKEOVER_CHUNK", 2)
+    store = MemoryStore()
+    for n in range(10):
+        source.put(ticket(str(n)))
+    leads = [False]
+    standby = replica(source, store, clock, leads)
+    await standby.poll_once()
+    clock.set(65)  # every first response breached: each chunk records a breach a ticket
+    ticks: list[int] = []
+
+    async def proof() -> None:  # stands for the leadership task's lock proof
+        while True:
+            ticks.append(len(store.breaches))
+            if len(ticks) == 3:
+                leads[0] = False  # the lock is lost during the takeover
+            await asyncio.sleep(0)
+
+    leads[0] = True
+    standby.take_over()
+    task = asyncio.create_task(proof())
+    await asyncio.sleep(0)
+    try:
+        await standby.poll_once()
+    finally:
+        task.cancel()
+    assert ticks[:3] == [0, 2, 4]  # it ran between chunks, each chunk recorded
+    assert len(store.breaches) == 4  # then it stopped: 6 tickets left for the next lead
+    assert standby._takeover
+    leads[0] = True
+    await standby.poll_once()
+    assert len(store.breaches) == 10 and not standby._takeover
 
 
 async def test_a_takeover_after_the_first_watermark_is_not_a_first_start(source, clock) -> None:
