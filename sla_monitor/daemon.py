@@ -37,6 +37,10 @@ SYNC_FLUSH = 5000
 # Tickets judged again per recording by a takeover: small, so the loop yields often enough
 # for leadership to prove its lock (a proof is trusted for 3 s).
 TAKEOVER_CHUNK = 1000
+# A takeover judges the rest of the tracker again in slices of about this many seconds (at
+# least a chunk), one per cycle, between polls: at 1 M tickets it takes tens of minutes, and
+# polls, due deadlines and pages go on meanwhile.
+REJUDGE_SLICE = 0.25
 # The tickets of the latest discarded recordings a takeover judges first (newest first), so
 # what just breached is recorded, and paged, before the rest of the tracker.
 RECENT = 10_000
@@ -83,6 +87,9 @@ class Daemon:
         # discarded: see _flush).
         self._takeover = False
         self._recent: dict[str, None] = {}  # tickets of discarded recordings, oldest first
+        self._rejudge: list[str] = []  # what a takeover has still to judge again, from
+        self._rejudged = 0  # this index on
+        self._rejudge_first_start = False  # that takeover was a first start
         self._started_from: datetime | None = None  # the watermark the first sync began at
 
     def stop(self) -> None:
@@ -137,6 +144,8 @@ class Daemon:
                 wait = min(wait, (due - self.clock()).total_seconds())
             if self.hooks.heartbeat is not None:
                 wait = min(wait, self.hooks.heartbeat_interval)
+            if self._rejudge and not self._failures:
+                wait = 0.0  # a takeover's next slice (the loop is given back meanwhile)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=max(0.0, wait))
 
@@ -199,8 +208,12 @@ class Daemon:
             await self._reconcile()
         self.judge.judge_due(self.clock())
         self.judge.plan_updates(self.clock())
-        await self._flush(newest)
+        # A first start's watermark (which ends its backlog, with the summary) waits until a
+        # takeover has judged every ticket again: the rest of the backlog is not paged.
+        hold = bool(self._rejudge) and self._rejudge_first_start
+        await self._flush(None if hold else newest)
         self.watermark = newest
+        await self._rejudge_some()
         self.metrics.polled(time.perf_counter() - started, len(self.tracker))
         if not self.ready:
             log.info("source_ready", source=self.source.name, tracked=len(self.tracker))
@@ -208,10 +221,12 @@ class Daemon:
         self.last_error = None
 
     async def refresh_due(self) -> None:
-        """Re-judges tickets whose deadline or at-risk instant has come, between polls."""
+        """Re-judges tickets whose deadline or at-risk instant has come, between polls, and
+        a slice of a takeover's tickets."""
         self.judge.judge_due(self.clock())
         self.judge.plan_updates(self.clock())
         await self._flush(None)
+        await self._rejudge_some()
 
     def reload(self, policies: PolicySet) -> None:
         """Applies new policies to every tracked ticket; outcomes are recorded next cycle.
@@ -254,36 +269,59 @@ class Daemon:
             first = [t for t in reversed(self._recent) if t in self.tracker]
             self._recent.clear()
             chosen = set(first)
-            ids = first + [t for t in self.tracker.ids() if t not in chosen]
-            for start in range(0, len(ids), TAKEOVER_CHUNK):
-                if self.role != "leader":
-                    # The lead was lost meanwhile: judging the rest would be discarded too.
-                    # The next poll that leads takes over again.
-                    self._takeover = True
-                    break
-                # Unpacked a chunk at a time: all of them at once held the loop for many
-                # seconds at 1 M tickets, past the lock's lease (bench_failover).
-                chunk = ids[start : start + TAKEOVER_CHUNK]
-                tickets = [t for i in chunk if (t := self.tracker.ticket(i)) is not None]
-                self.judge.absorb(Batch(tickets=tickets), self.clock(), rejudge=True)
-                await self._flush(None)
-                # The lock's proof runs between chunks even when _flush awaited nothing (a
-                # discarded recording): without it a takeover of 1 M tickets never yielded,
-                # the lease ran out, and every chunk after was discarded.
-                await asyncio.sleep(0)
+            self._rejudge = first + [t for t in self.tracker.ids() if t not in chosen]
+            self._rejudged = 0
+            self._rejudge_first_start = stored is None
+            # What just breached first (the latest discarded recordings), now; the rest a
+            # slice per cycle (_rejudge_some) while polls and due deadlines go on: judging a
+            # whole tracker of 1 M tickets here held every page back for tens of minutes.
+            await self._rejudge_some(until=len(first))
         except BaseException:
             self._takeover = True
+            self._rejudge = []
             raise
         self._next_reconcile = 0.0  # escalations of tickets closed meanwhile resolve now
         log.info(
             "took_over",
-            # False: a recording was discarded meanwhile (the lock not proven in time, the
-            # loop busy): the next poll that leads takes over again.
-            complete=not self._takeover,
-            tracked=len(ids),
+            tracked=len(self.tracker),
+            to_judge_again=len(self._rejudge) - self._rejudged,
             watermark=self.watermark.isoformat(),
             first_start=stored is None,
         )
+
+    async def _rejudge_some(self, until: int | None = None) -> None:
+        """Judges the next tickets of a takeover again and records them, a chunk at a time:
+        up to index ``until``, else for about REJUDGE_SLICE seconds (at least one chunk)."""
+        began = time.monotonic()
+        ids = self._rejudge
+        end = len(ids) if until is None else min(until, len(ids))
+        while self._rejudged < end:
+            if self.role != "leader" or self._takeover:
+                # The lead was lost (or a recording discarded): judging the rest would be
+                # discarded too. The next poll that leads takes over again, from the start.
+                self._takeover = True
+                self._rejudge, self._rejudged = [], 0
+                return
+            # Unpacked a chunk at a time: all of them at once held the loop for many
+            # seconds at 1 M tickets, past the lock's lease (bench_failover).
+            chunk = ids[self._rejudged : self._rejudged + TAKEOVER_CHUNK]
+            self._rejudged += len(chunk)
+            tickets = [t for i in chunk if (t := self.tracker.ticket(i)) is not None]
+            self.judge.absorb(Batch(tickets=tickets), self.clock(), rejudge=True)
+            await self._flush(None)
+            # The lock's proof runs between chunks even when _flush awaited nothing (a
+            # discarded recording): without it the lease ran out during a long takeover.
+            await asyncio.sleep(0)
+            if until is None and time.monotonic() - began >= REJUDGE_SLICE:
+                break
+        if ids and self._rejudged >= len(ids):
+            log.info(
+                "takeover_complete",
+                judged_again=len(ids),
+                # False: a recording was discarded meanwhile: the next poll takes over again.
+                complete=not self._takeover,
+            )
+            self._rejudge, self._rejudged = [], 0
 
     def _remember(self, handoff: Handoff) -> None:
         """Notes the tickets of a discarded recording (the newest RECENT are kept)."""

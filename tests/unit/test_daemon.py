@@ -303,6 +303,40 @@ async def test_a_takeover_yields_between_chunks_and_stops_when_the_lead_is_lost(
     assert len(store.breaches) == 10 and not standby._takeover
 
 
+async def test_a_takeover_judges_the_rest_in_slices_while_polls_and_pages_go_on(
+    source, clock, monkeypatch
+) -> None:
+    """The takeover records the latest discarded tickets at once and the rest of the tracker
+    a slice per cycle; a breach read meanwhile is recorded by its own poll, not after the
+    whole tracker; a first start's watermark waits until every ticket is judged again."""
+    monkeypatch.setattr("sla_monitor.daemon.TAKEOVER_CHUNK", 2)
+    monkeypatch.setattr("sla_monitor.daemon.REJUDGE_SLICE", 0.0)  # one chunk a slice
+    monkeypatch.setattr("sla_monitor.daemon.RECENT", 2)
+    store = MemoryStore()
+    for n in range(10):
+        source.put(ticket(str(n)))
+    leads = [False]
+    standby = replica(source, store, clock, leads)
+    await standby.poll_once()
+    clock.set(65)
+    await standby.refresh_due()  # all ten breach: discarded, the last two remembered
+    assert not store.breaches
+    leads[0] = True
+    standby.take_over()
+    await standby.poll_once()  # the two remembered, then one slice of two
+    assert len(store.breaches) == 4 and store.watermark is None
+    source.put(ticket("new"))  # created at minute 0, read by the next poll: breached
+    await standby.poll_once()
+    recorded = {b[0] for b in store.breaches}
+    assert "new" in recorded and len(recorded) == 7  # its own breach, and one more slice
+    while standby._rejudge:
+        await standby.refresh_due()
+    assert {b[0] for b in store.breaches} == {*map(str, range(10)), "new"}
+    assert store.watermark is None  # first start: recorded by the next poll, with the summary
+    await standby.poll_once()
+    assert store.watermark is not None
+
+
 async def test_a_takeover_after_the_first_watermark_is_not_a_first_start(source, clock) -> None:
     """Both replicas start together on a first start: the standby's sync sees no watermark
     (a backlog), the leader then records one. When the standby takes over, what breaches is
