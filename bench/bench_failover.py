@@ -33,12 +33,16 @@ from tests.integration.replicas import (
 )
 
 
-async def bench(dsn: str, kills: int, every: float, seed: int, sync_timeout: float) -> None:
+async def bench(
+    dsn: str, kills: int, every: float, seed: int, sync_timeout: float, reconcile: str
+) -> None:
     conn = await asyncpg.connect(dsn)
     receiver = Receiver()
     await receiver.start()
     folder = Path(tempfile.mkdtemp(prefix="sla-failover-"))
-    config = replica_config(folder / "sla-monitor.toml", f"{receiver.url}/webhook")
+    config = replica_config(
+        folder / "sla-monitor.toml", f"{receiver.url}/webhook", reconcile=reconcile
+    )
     replicas = [Replica(n, dsn, config, folder / f"{n}.log") for n in ("a", "b")]
     rng = random.Random(seed)
     to_role, to_page = [], []
@@ -112,6 +116,12 @@ def main() -> None:
         default=600,
         help="seconds to wait for a first sync (a restarted replica's too); 1 M open: 3600",
     )
+    parser.add_argument(
+        "--reconcile",
+        default="5s",
+        help="the replicas' source.reconcile_interval (5s; at 1 M open use the default 10min: "
+        "each reconciliation reads every open ticket's id)",
+    )
     args = parser.parse_args()
 
     async def run() -> None:
@@ -119,7 +129,7 @@ def main() -> None:
         if args.open:
             generate = ["--total", str(args.open), "--open", str(args.open)]
         async with helpdesk(None, generate) as dsn:
-            await bench(dsn, args.kills, args.every, args.seed, args.sync_timeout)
+            await bench(dsn, args.kills, args.every, args.seed, args.sync_timeout, args.reconcile)
 
     asyncio.run(run())
 

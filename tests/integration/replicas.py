@@ -28,10 +28,10 @@ from tests.integration.test_cli import _env
 TARGET = timedelta(hours=1)
 
 
-def replica_config(path: Path, webhook: str, extra: str = "") -> Path:
+def replica_config(path: Path, webhook: str, extra: str = "", reconcile: str = "5s") -> Path:
     path.write_text(
         '[daemon]\npoll_interval = "1s"\nshutdown_timeout = "2s"\n'
-        '[source]\nreconcile_interval = "5s"\n'
+        f'[source]\nreconcile_interval = "{reconcile}"\n'
         '[escalation]\nenabled = true\nretry_initial = "0.2s"\nmax_pages_per_minute = 1000\n'
         f'[escalation.channels.webhook]\nurl = "{webhook}"\nsecret = "s"\n'
         '[[escalation.levels]]\nname = "oncall"\nwhen = "breached"\nchannels = ["webhook"]\n'
