@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument(
         "--reconcile",
         default="5s",
-        help="the replicas' source.reconcile_interval (5s; at 1 M open use the default 10min: "
+        help="the replicas' source.reconcile_interval (5s; at 1 M open use the default, 10m: "
         "each reconciliation reads every open ticket's id)",
     )
     args = parser.parse_args()
