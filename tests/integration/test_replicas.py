@@ -157,7 +157,8 @@ async def test_a_leader_that_loses_its_lock_connection_steps_down_and_the_standb
                 "SELECT pg_terminate_backend(pid) FROM pg_locks "
                 "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
                 "AND pid IN (SELECT pid FROM pg_stat_activity "
-                "            WHERE application_name LIKE 'sla-monitor/%')"
+                "            WHERE application_name LIKE 'sla-monitor/%' "
+                "            AND datname = current_database())"  # never another run's
             )
         stepped_down = await wait_for(
             lambda: a.metric("sla_monitor_leader") == 0, "a stepping down", 10
