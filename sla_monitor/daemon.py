@@ -89,7 +89,6 @@ class Daemon:
         self._recent: dict[str, None] = {}  # tickets of discarded recordings, oldest first
         self._rejudge: list[str] = []  # what a takeover has still to judge again, from
         self._rejudged = 0  # this index on
-        self._rejudge_first_start = False  # that takeover was a first start
         self._started_from: datetime | None = None  # the watermark the first sync began at
 
     def stop(self) -> None:
@@ -210,7 +209,7 @@ class Daemon:
         self.judge.plan_updates(self.clock())
         # A first start's watermark (which ends its backlog, with the summary) waits until a
         # takeover has judged every ticket again: the rest of the backlog is not paged.
-        hold = bool(self._rejudge) and self._rejudge_first_start
+        hold = bool(self._rejudge) and self.judge.escalations.in_backlog
         await self._flush(None if hold else newest)
         self.watermark = newest
         await self._rejudge_some()
@@ -271,7 +270,6 @@ class Daemon:
             chosen = set(first)
             self._rejudge = first + [t for t in self.tracker.ids() if t not in chosen]
             self._rejudged = 0
-            self._rejudge_first_start = stored is None
             # What just breached first (the latest discarded recordings), now; the rest a
             # slice per cycle (_rejudge_some) while polls and due deadlines go on: judging a
             # whole tracker of 1 M tickets here held every page back for tens of minutes.
